@@ -1,0 +1,252 @@
+// Package client is a Go client of iotad's wire protocol, used by the tests,
+// the CLI and the load tool: dial, log in by solving the challenge,
+// request/reply by id, and a channel of everything the server pushes.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	icrypto "github.com/iotad/iotad/crypto"
+)
+
+// Message is one frame from the server.
+type Message struct {
+	Type string          `json:"type"`
+	ID   string          `json:"id,omitempty"`
+	Log  json.RawMessage `json:"log,omitempty"`
+	Data json.RawMessage `json:"data"`
+}
+
+// IsError reports whether the message is an error reply.
+func (m Message) IsError() bool { return strings.HasPrefix(m.Type, "error") }
+
+// Decode decodes the message's data into v.
+func (m Message) Decode(v any) error { return json.Unmarshal(m.Data, v) }
+
+// ErrorReply is a server error reply returned as a Go error.
+type ErrorReply struct {
+	Type   string
+	Detail string
+	Msg    Message
+}
+
+func (e *ErrorReply) Error() string { return e.Type + ": " + e.Detail }
+
+// Client is one socket to iotad.
+type Client struct {
+	ws     *websocket.Conn
+	pushes chan Message
+
+	writeMu sync.Mutex
+
+	mu      sync.Mutex
+	pending map[string]chan Message
+	done    chan struct{}
+	readErr error
+}
+
+// Options tune a client.
+type Options struct {
+	// PushBuffer is how many pushed messages may wait unread; the reader
+	// stops reading while it is full.
+	PushBuffer int
+	Header     http.Header
+}
+
+// Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
+func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if opts.PushBuffer == 0 {
+		opts.PushBuffer = 1024
+	}
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, opts.Header)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", url, err)
+	}
+	c := &Client{
+		ws:      ws,
+		pushes:  make(chan Message, opts.PushBuffer),
+		pending: map[string]chan Message{},
+		done:    make(chan struct{}),
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Client) readLoop() {
+	defer close(c.done)
+	defer close(c.pushes)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.mu.Lock()
+			c.readErr = err
+			c.mu.Unlock()
+			return
+		}
+		var m Message
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.mu.Lock()
+			c.readErr = fmt.Errorf("client: server sent a frame that is not JSON: %w", err)
+			c.mu.Unlock()
+			c.ws.Close()
+			return
+		}
+		c.mu.Lock()
+		ch := c.pending[m.ID]
+		if ch != nil {
+			delete(c.pending, m.ID)
+		}
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- m
+			continue
+		}
+		c.pushes <- m
+	}
+}
+
+// Pushes delivers every message that is not a reply to a pending request.
+// It is closed when the connection ends.
+func (c *Client) Pushes() <-chan Message { return c.pushes }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection ended (a *websocket.CloseError when the server
+// closed it), once Done is closed.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readErr
+}
+
+// CloseCode is the close code the server sent, or 0.
+func (c *Client) CloseCode() int {
+	var ce *websocket.CloseError
+	if errors.As(c.Err(), &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.writeMu.Lock()
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	c.writeMu.Unlock()
+	return c.ws.Close()
+}
+
+// SendRaw writes one frame as given (tests use it for bad input).
+func (c *Client) SendRaw(messageType int, frame []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.ws.WriteMessage(messageType, frame)
+}
+
+type envelope struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	Log  struct {
+		Level   int    `json:"log_level"`
+		Message string `json:"message"`
+	} `json:"log"`
+	Data any `json:"data"`
+}
+
+// Send writes a message without waiting for a reply.
+func (c *Client) Send(typ, id string, data any) error {
+	if data == nil {
+		data = struct{}{}
+	}
+	b, err := json.Marshal(envelope{Type: typ, ID: id, Data: data})
+	if err != nil {
+		return fmt.Errorf("client: encode %s: %w", typ, err)
+	}
+	return c.SendRaw(websocket.TextMessage, b)
+}
+
+// Request sends a message with a fresh id and waits for the reply. An
+// error reply comes back as *ErrorReply (with the message too).
+func (c *Client) Request(ctx context.Context, typ string, data any) (Message, error) {
+	return c.RequestID(ctx, uuid.NewString(), typ, data)
+}
+
+// RequestID is Request with a chosen id.
+func (c *Client) RequestID(ctx context.Context, id, typ string, data any) (Message, error) {
+	ch := make(chan Message, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.Send(typ, id, data); err != nil {
+		return Message{}, err
+	}
+	select {
+	case m := <-ch:
+		if m.IsError() {
+			var d struct {
+				Detail string `json:"detail"`
+			}
+			json.Unmarshal(m.Data, &d)
+			return m, &ErrorReply{Type: m.Type, Detail: d.Detail, Msg: m}
+		}
+		return m, nil
+	case <-c.done:
+		return Message{}, fmt.Errorf("client: connection closed waiting for %s: %w", typ, c.Err())
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+// Solve answers a challenge message with the user's private key.
+func Solve(priv icrypto.PrivateKey, challenge Message) (string, error) {
+	var d struct {
+		Challenge string `json:"challenge"`
+		PublicKey string `json:"public_key"`
+	}
+	if err := challenge.Decode(&d); err != nil {
+		return "", fmt.Errorf("client: challenge: %w", err)
+	}
+	serverPub, err := icrypto.ParsePublicKey(d.PublicKey)
+	if err != nil {
+		return "", fmt.Errorf("client: challenge key: %w", err)
+	}
+	plain, err := icrypto.OpenChallenge(priv, serverPub, d.Challenge)
+	if err != nil {
+		return "", fmt.Errorf("client: open challenge: %w", err)
+	}
+	return string(plain), nil
+}
+
+// Login runs identification → challenge → challenge_response with the given
+// identification data (at least user_id) and returns the
+// identification_response.
+func (c *Client) Login(ctx context.Context, priv icrypto.PrivateKey, identification map[string]any) (Message, error) {
+	ch, err := c.Request(ctx, "identification", identification)
+	if err != nil {
+		return ch, err
+	}
+	answer, err := Solve(priv, ch)
+	if err != nil {
+		return Message{}, err
+	}
+	return c.Request(ctx, "challenge_response", map[string]string{"challenge": answer})
+}

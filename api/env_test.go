@@ -1,0 +1,199 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iotad/iotad/api"
+	"github.com/iotad/iotad/api/client"
+	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/db"
+	iotasvc "github.com/iotad/iotad/iota"
+)
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
+}
+
+// fakeClock is moved by tests instead of sleeping.
+type fakeClock struct{ offset atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time            { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// testEnv is a real iotad server on a random loopback port.
+type testEnv struct {
+	t     testing.TB
+	url   string // ws://127.0.0.1:port
+	http  string // http://127.0.0.1:port
+	store *iotasvc.Store
+	db    *db.DB
+	dir   string
+	logs  *syncBuffer
+	clock *fakeClock
+}
+
+func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(dir, "iotad.db"), db.SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := iotasvc.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	clock := &fakeClock{}
+	cfg := api.DefaultConfig()
+	cfg.Clock = clock.Now
+	cfg.LoginRate, cfg.LoginBurst = 1000, 1000
+	if tune != nil {
+		tune(&cfg)
+	}
+	srv := api.New(cfg, logger, store)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		d.Close()
+	})
+	addr := ln.Addr().String()
+	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, store: store, db: d, dir: dir, logs: logs, clock: clock}
+}
+
+type testUser struct {
+	ID   string
+	Priv icrypto.PrivateKey
+	Pub  icrypto.PublicKey
+}
+
+func (e *testEnv) newUser() testUser {
+	e.t.Helper()
+	pub, priv, err := icrypto.GenerateKey(rand.Reader)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	u, err := e.store.CreateUser(context.Background(), "test", pub)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return testUser{ID: u.ID, Priv: priv, Pub: pub}
+}
+
+func (e *testEnv) dial(path string) *client.Client {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, e.url+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// iota returns a socket logged in to the Iota as u.
+func (e *testEnv) iota(u testUser) *client.Client {
+	e.t.Helper()
+	c := e.dial("/ws/iota")
+	if _, err := c.Login(ctxT(e.t), u.Priv, map[string]any{"user_id": u.ID}); err != nil {
+		e.t.Fatalf("login: %v", err)
+	}
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// next waits for the next pushed message.
+func next(t testing.TB, c *client.Client) client.Message {
+	t.Helper()
+	select {
+	case m, ok := <-c.Pushes():
+		if !ok {
+			t.Fatalf("connection closed while waiting for a message: %v", c.Err())
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+	}
+	return client.Message{}
+}
+
+// waitClosed waits for the server to close c and returns the close code.
+func waitClosed(t testing.TB, c *client.Client) int {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-c.Pushes():
+			if !ok {
+				<-c.Done()
+				return c.CloseCode()
+			}
+		case <-deadline:
+			t.Fatal("socket not closed within 10s")
+			return 0
+		}
+	}
+}
+
+// errType returns the wire error type of a failed request ("" if it succeeded).
+func errType(err error) string {
+	var er *client.ErrorReply
+	if errors.As(err, &er) {
+		return er.Type
+	}
+	if err != nil {
+		return "go error: " + err.Error()
+	}
+	return ""
+}
+
+func decode[T any](t testing.TB, m client.Message) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		t.Fatalf("decode %s: %v (%s)", m.Type, err, m.Data)
+	}
+	return v
+}

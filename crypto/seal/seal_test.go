@@ -1,0 +1,69 @@
+package seal
+
+import (
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	icrypto "github.com/iotad/iotad/crypto"
+)
+
+func TestSealOpen(t *testing.T) {
+	_, priv, _ := icrypto.GenerateKey(rand.Reader)
+	_, other, _ := icrypto.GenerateKey(rand.Reader)
+	key := ListKey(priv)
+	a, err := Seal(rand.Reader, key, "community_address", "tensamin://x:1984/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Seal(rand.Reader, key, "community_address", "tensamin://x:1984/")
+	if a == b {
+		t.Fatal("two seals of one plaintext are equal")
+	}
+	if got, err := Open(key, "community_address", a); err != nil || got != "tensamin://x:1984/" {
+		t.Fatalf("open: %q %v", got, err)
+	}
+	for name, open := range map[string]func() (string, error){
+		"wrong field":  func() (string, error) { return Open(key, "community_title", a) },
+		"wrong key":    func() (string, error) { return Open(ListKey(other), "community_address", a) },
+		"settings key": func() (string, error) { return Open(SettingsKey(priv), "community_address", a) },
+		"truncated":    func() (string, error) { return Open(key, "community_address", a[:20]) },
+		"not base64":   func() (string, error) { return Open(key, "community_address", "%%%") },
+		"empty":        func() (string, error) { return Open(key, "community_address", "") },
+		"flipped bit":  func() (string, error) { return Open(key, "community_address", flip(a)) },
+	} {
+		if _, err := open(); !errors.Is(err, ErrOpen) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if ListKey(priv) == SettingsKey(priv) {
+		t.Fatal("list and settings keys are equal")
+	}
+}
+
+func flip(s string) string {
+	b := []byte(s)
+	if b[5] == 'A' {
+		b[5] = 'B'
+	} else {
+		b[5] = 'A'
+	}
+	return string(b)
+}
+
+func FuzzSealOpen(f *testing.F) {
+	f.Add("community_address", "tensamin://x:1984/", "")
+	f.Add("position", "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	_, priv, _ := icrypto.GenerateKey(rand.Reader)
+	key := ListKey(priv)
+	f.Fuzz(func(t *testing.T, field, plain, garbage string) {
+		s, err := Seal(rand.Reader, key, field, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Open(key, field, s); err != nil || got != plain {
+			t.Fatalf("round trip %q: %q %v", plain, got, err)
+		}
+		Open(key, field, garbage)
+	})
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md gives it and CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go test -race -count=1 -timeout 20m ./...
