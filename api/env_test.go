@@ -16,6 +16,8 @@ import (
 
 	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/api/client"
+	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/community/notes"
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/db"
 	iotasvc "github.com/iotad/iotad/iota"
@@ -55,6 +57,9 @@ type testEnv struct {
 	dir   string
 	logs  *syncBuffer
 	clock *fakeClock
+	// communities holds com, the community served at "/".
+	communities *community.Service
+	com         *community.Community
 }
 
 func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
@@ -69,16 +74,24 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := &fakeClock{}
+	communities, err := community.Open(ctx, d, community.Options{KeyDir: dir, Now: clock.Now, Codecs: testCodecs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	com, err := communities.Create(ctx, "Test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clock := &fakeClock{}
 	cfg := api.DefaultConfig()
 	cfg.Clock = clock.Now
 	cfg.LoginRate, cfg.LoginBurst = 1000, 1000
 	if tune != nil {
 		tune(&cfg)
 	}
-	srv := api.New(cfg, logger, store)
+	srv := api.New(cfg, logger, store, communities)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -91,10 +104,12 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		communities.Close()
 		d.Close()
 	})
 	addr := ln.Addr().String()
-	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, store: store, db: d, dir: dir, logs: logs, clock: clock}
+	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, store: store, db: d, dir: dir, logs: logs, clock: clock,
+		communities: communities, com: com}
 }
 
 type testUser struct {
@@ -196,4 +211,10 @@ func decode[T any](t testing.TB, m client.Message) T {
 		t.Fatalf("decode %s: %v (%s)", m.Type, err, m.Data)
 	}
 	return v
+}
+
+func testCodecs() *community.Registry {
+	r := community.NewRegistry()
+	notes.Register(r)
+	return r
 }

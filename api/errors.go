@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/iotad/iotad/community"
 	icrypto "github.com/iotad/iotad/crypto"
 	iotasvc "github.com/iotad/iotad/iota"
 )
@@ -49,6 +50,17 @@ var errorTypes = []struct {
 	{iotasvc.ErrConflict, ErrTypeConflict},
 	{iotasvc.ErrInvalidData, ErrTypeInvalidData},
 	{iotasvc.ErrBadToken, ErrTypeInvalidSecret},
+
+	{community.ErrNotFound, ErrTypeNotFound},
+	{community.ErrInvalidData, ErrTypeInvalidData},
+	{community.ErrConflict, ErrTypeConflict},
+	{community.ErrPermission, ErrTypePermission},
+	{community.ErrNotMember, ErrTypeInvalidUserID},
+	{community.ErrKeyMismatch, ErrTypeInvalidUserID},
+	{community.ErrBanned, ErrTypePermission},
+	{community.ErrBadInvite, ErrTypeInvalidSecret},
+	{community.ErrNotInCall, ErrTypeNoCallID},
+	{community.ErrBadCallTicket, ErrTypeInvalidCallID},
 }
 
 // errorData is the data object of an error reply.

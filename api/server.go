@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/iotad/iotad/community"
 	iotasvc "github.com/iotad/iotad/iota"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// ShutdownTimeout bounds how long Serve waits for sockets to drain.
 	ShutdownTimeout time.Duration
+	// PublicAddr is host:port as invites name this server; empty means the
+	// Host the request came in on is not known, so "localhost:1984".
+	PublicAddr string
 	// Clock tells the time for challenge expiry; nil means time.Now. Tests
 	// move it forward instead of sleeping.
 	Clock func() time.Time
@@ -65,10 +69,15 @@ type Server struct {
 	iota    *iotaAPI
 	iotaEP  *Endpoint
 	router  chi.Router
+	// community is the community served at "/" (nil when there is none).
+	community   *communityAPI
+	communityEP *Endpoint
+	callsEP     *Endpoint
 }
 
-// New wires the routes.
-func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store) *Server {
+// New wires the routes. The first community of communities (if any) is
+// served at "/" and "/ws/calls/".
+func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store, communities *community.Service) *Server {
 	reg := newRegistry(cfg.MaxConnections)
 	logins := newLoginLimiter(cfg.LoginRate, cfg.LoginBurst)
 	if cfg.Clock == nil {
@@ -86,6 +95,16 @@ func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store) *Server {
 	}
 	s.iota = newIotaAPI(iotaStore, logins, log)
 	s.iotaEP = s.iota.endpoint()
+	if cfg.PublicAddr == "" {
+		cfg.PublicAddr = "localhost:1984"
+	}
+	if communities != nil {
+		if all := communities.All(); len(all) > 0 {
+			s.community = newCommunityAPI(all[0], logins, log, cfg.PublicAddr)
+			s.communityEP = s.community.endpoint()
+			s.callsEP = s.community.callsEndpoint()
+		}
+	}
 
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -99,9 +118,28 @@ func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store) *Server {
 	r.Get("/ws/iota", func(w http.ResponseWriter, r *http.Request) {
 		s.sockets.serve(w, r, s.iotaEP)
 	})
+	calls := func(w http.ResponseWriter, r *http.Request) {
+		if s.callsEP == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.sockets.serve(w, r, s.callsEP)
+	}
+	r.Get("/ws/calls/", calls)
+	r.Get("/ws/calls", calls)
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+		// The seed puts the community socket at the root of the address,
+		// where browsers also expect the page: the Upgrade header decides.
+		if websocket.IsWebSocketUpgrade(r) {
+			if s.communityEP == nil {
+				http.Error(w, "no community is served here", http.StatusNotFound)
+				return
+			}
+			s.sockets.serve(w, r, s.communityEP)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "iotad: the Iota socket is at /ws/iota")
+		fmt.Fprintln(w, "iotad: the Iota socket is at /ws/iota, the community socket at /")
 	})
 	s.router = r
 	return s

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/iotad/iotad/api"
+	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/community/notes"
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/db"
 	iotasvc "github.com/iotad/iotad/iota"
@@ -18,9 +20,10 @@ import (
 
 // app is what a data directory holds, opened.
 type app struct {
-	dir  string
-	db   *db.DB
-	iota *iotasvc.Store
+	dir         string
+	db          *db.DB
+	iota        *iotasvc.Store
+	communities *community.Service
 }
 
 func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
@@ -36,10 +39,20 @@ func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
 		d.Close()
 		return nil, err
 	}
-	return &app{dir: dir, db: d, iota: store}, nil
+	codecs := community.NewRegistry()
+	notes.Register(codecs)
+	svc, err := community.Open(ctx, d, community.Options{KeyDir: dir, Codecs: codecs})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &app{dir: dir, db: d, iota: store, communities: svc}, nil
 }
 
-func (a *app) Close() error { return a.db.Close() }
+func (a *app) Close() error {
+	a.communities.Close()
+	return a.db.Close()
+}
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := api.DefaultConfig()
@@ -56,6 +69,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.LoginRate, "login-rate", cfg.LoginRate, "logins per second per remote address")
 	fs.IntVar(&cfg.LoginBurst, "login-burst", cfg.LoginBurst, "login burst per remote address")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the page's own (* for any)")
+	publicAddr := fs.String("public-addr", "", "host:port that invites name (default: localhost and the --addr port)")
+	owner := fs.String("owner", "", "on first start, the Iota user id who may claim the first community (default: the first user)")
+	communityName := fs.String("community-name", "Home", "on first start, the first community's name")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -71,33 +87,67 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	if err := firstRun(ctx, a, stdout); err != nil {
-		return err
-	}
-
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	srv := api.New(cfg, logger, a.iota)
+	cfg.PublicAddr = *publicAddr
+	if cfg.PublicAddr == "" {
+		cfg.PublicAddr = displayAddr(ln.Addr())
+	}
+	if err := firstRun(ctx, a, stdout, firstRunOptions{owner: *owner, communityName: *communityName, publicAddr: cfg.PublicAddr}); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := api.New(cfg, logger, a.iota, a.communities)
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data))
 	return srv.Serve(ctx, ln)
 }
 
-// firstRun gives an empty data directory its first user, so that the
-// person who started iotad has a key to log in with.
-func firstRun(ctx context.Context, a *app, stdout io.Writer) error {
+type firstRunOptions struct {
+	owner, communityName, publicAddr string
+}
+
+// firstRun gives an empty data directory its first user (so the person who
+// started iotad has a key to log in with) and its first community, with an
+// owner invite bound to that user and an invite for friends.
+func firstRun(ctx context.Context, a *app, stdout io.Writer, opts firstRunOptions) error {
 	users, err := a.iota.Users(ctx)
-	if err != nil || len(users) > 0 {
-		return err
-	}
-	keyFile := filepath.Join(a.dir, "owner.tu")
-	u, _, err := addUser(ctx, a, "owner", keyFile)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "first start: created user %s; its key file is %s (keep it secret)\n", u.ID, keyFile)
+	if len(users) == 0 {
+		keyFile := filepath.Join(a.dir, "owner.tu")
+		u, _, err := addUser(ctx, a, "owner", keyFile)
+		if err != nil {
+			return err
+		}
+		users = append(users, u)
+		fmt.Fprintf(stdout, "first start: created user %s; its key file is %s (keep it secret)\n", u.ID, keyFile)
+	}
+	if len(a.communities.All()) > 0 {
+		return nil
+	}
+	c, err := a.communities.Create(ctx, opts.communityName)
+	if err != nil {
+		return err
+	}
+	owner := opts.owner
+	if owner == "" {
+		owner = users[0].ID
+	}
+	secret, _, err := c.CreateOperatorInvite(ctx, community.InviteOptions{UserID: owner, Role: community.RoleOwner})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "first start: created community %q (%s)\n", c.Name, c.ID)
+	fmt.Fprintf(stdout, "owner invite for user %s (single use, 7 days):\n%s\n", owner, api.InviteText(opts.publicAddr, secret, c.Public))
+	friends, _, err := c.CreateOperatorInvite(ctx, community.InviteOptions{MaxUses: 10})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "invite for friends (10 uses, 7 days):\n%s\n", api.InviteText(opts.publicAddr, friends, c.Public))
 	return nil
 }
 

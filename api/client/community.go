@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	icrypto "github.com/iotad/iotad/crypto"
+)
+
+// ErrBadProof means the community could not prove it holds the key the
+// member knows it by.
+var ErrBadProof = errors.New("client: the community's proof does not check out")
+
+// Login is a community's identification_response.
+type Login struct {
+	Interactables      json.RawMessage `json:"interactables"`
+	CommunityPublicKey string          `json:"community_public_key"`
+	Proof              string          `json:"proof"`
+	UserID             json.RawMessage `json:"user_id"`
+	Role               string          `json:"role"`
+}
+
+// LoginCommunity logs in to a community socket. invite and pub are for a
+// first visit (pass "" and nil later). When pinned is not nil the
+// community must hold that key. The community's proof is always checked.
+func (c *Client) LoginCommunity(ctx context.Context, userID string, priv icrypto.PrivateKey, invite string, pinned *icrypto.PublicKey) (Login, error) {
+	ident := map[string]any{"user_id": userID}
+	if invite != "" {
+		ident["invite"] = invite
+		ident["public_key"] = priv.Public().String()
+	}
+	ch, err := c.Request(ctx, "identification", ident)
+	if err != nil {
+		return Login{}, err
+	}
+	answer, err := Solve(priv, ch)
+	if err != nil {
+		return Login{}, err
+	}
+	m, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": answer})
+	if err != nil {
+		return Login{}, err
+	}
+	var l Login
+	if err := m.Decode(&l); err != nil {
+		return Login{}, fmt.Errorf("client: identification_response: %w", err)
+	}
+	cpub, err := icrypto.ParsePublicKey(l.CommunityPublicKey)
+	if err != nil {
+		return l, fmt.Errorf("%w: community_public_key: %v", ErrBadProof, err)
+	}
+	if pinned != nil && *pinned != cpub {
+		return l, fmt.Errorf("%w: the community's key is not the one in the invite", ErrBadProof)
+	}
+	key, err := icrypto.MemberKeyForUser(priv, cpub)
+	if err != nil || !icrypto.VerifyProof(key, answer, l.Proof) {
+		return l, ErrBadProof
+	}
+	return l, nil
+}
+
+// Function calls a function on a channel (or on the community itself with
+// path and name "" and codec "community").
+func (c *Client) Function(ctx context.Context, codec, path, name, function string, payload any) (Message, error) {
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	return c.Request(ctx, "function", map[string]any{
+		"codec": codec, "path": path, "name": name, "function": function, "payload": payload,
+	})
+}
+
+// FunctionResult is a function reply's or update's data.
+type FunctionResult struct {
+	Codec   string          `json:"codec"`
+	Name    string          `json:"name"`
+	Path    string          `json:"path"`
+	Result  string          `json:"result"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Result decodes a function reply or update.
+func (m Message) Result() (FunctionResult, error) {
+	var r FunctionResult
+	err := m.Decode(&r)
+	return r, err
+}

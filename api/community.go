@@ -1,0 +1,324 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/iotad/iotad/community"
+	icrypto "github.com/iotad/iotad/crypto"
+)
+
+// communityAPI serves one community's socket ("/") and call socket.
+type communityAPI struct {
+	c      *community.Community
+	logins *loginLimiter
+	log    *slog.Logger
+	// publicAddr is host:port as invites name it.
+	publicAddr string
+
+	mu       sync.Mutex
+	members  map[*Session]*memberSession
+	calls    map[string]*Session // user id → their call socket
+	everyone atomic.Pointer[[]*memberSession]
+}
+
+// memberSession is what a community socket knows about its member.
+type memberSession struct {
+	s      *Session
+	userID string
+	role   atomic.Value // community.Role
+}
+
+func newCommunityAPI(c *community.Community, logins *loginLimiter, log *slog.Logger, publicAddr string) *communityAPI {
+	a := &communityAPI{c: c, logins: logins, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr,
+		members: map[*Session]*memberSession{}, calls: map[string]*Session{}}
+	a.everyone.Store(&[]*memberSession{})
+	c.Subscribe(a.onEvent)
+	return a
+}
+
+func (a *communityAPI) endpoint() *Endpoint {
+	ep := NewEndpoint("community")
+	ep.HandlePublic(TypePing, handlePing)
+	ep.HandlePublic(TypeIdentification, a.identification)
+	ep.HandlePublic(TypeChallengeResponse, handleChallengeResponse)
+	ep.Handle(TypeFunction, a.function)
+	ep.OnClose = a.forget
+	return ep
+}
+
+// InviteText is the tensamin:// form of an invite (PROTOCOL §5.1).
+func InviteText(publicAddr, secret string, communityKey icrypto.PublicKey) string {
+	key := strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(communityKey.String()), "=")
+	return "tensamin://" + publicAddr + "/?invite=" + url.QueryEscape(secret) + "&key=" + key
+}
+
+// inviteSecret accepts the secret alone or the whole tensamin:// text.
+func inviteSecret(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	if v := u.Query().Get("invite"); v != "" {
+		return v
+	}
+	return s
+}
+
+type identificationResponse struct {
+	Accepted           bool            `json:"accepted"`
+	Interactables      json.RawMessage `json:"interactables"`
+	CommunityPublicKey string          `json:"community_public_key"`
+	Proof              string          `json:"proof"`
+	UserID             userID          `json:"user_id"`
+	Role               community.Role  `json:"role"`
+}
+
+func (a *communityAPI) identification(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	if s.LoggedIn() {
+		return nil, fmt.Errorf("%w: this socket is already logged in", ErrProtocol)
+	}
+	if !a.logins.allow(s.Remote) {
+		return nil, fmt.Errorf("%w: too many logins from this address", ErrRateLimited)
+	}
+	var in struct {
+		UserID    *userID `json:"user_id"`
+		PublicKey *string `json:"public_key"`
+		Invite    *string `json:"invite"`
+	}
+	if err := decodeData(req, &in); err != nil {
+		return nil, err
+	}
+	if in.UserID == nil {
+		return nil, fmt.Errorf("%w: user_id is required", ErrInvalidData)
+	}
+	uid := *in.UserID
+	var pub icrypto.PublicKey
+	if in.PublicKey != nil {
+		var err error
+		if pub, err = icrypto.ParsePublicKey(*in.PublicKey); err != nil {
+			return nil, err
+		}
+	}
+	m, err := a.c.Member(ctx, uid.Text)
+	switch {
+	case err == nil:
+		if m.Banned {
+			return nil, fmt.Errorf("%w: you are banned from this community", ErrPermission)
+		}
+		if in.PublicKey != nil && pub != m.PublicKey {
+			return nil, fmt.Errorf("%w: this user id is a member with another key", ErrInvalidUserID)
+		}
+		return startChallenge(s, m.PublicKey, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
+			return a.completeLogin(ctx, s, uid, m, answer)
+		})
+	case err == community.ErrNotMember:
+		if in.Invite == nil {
+			return nil, fmt.Errorf("%w: not a member; join with an invite", ErrInvalidUserID)
+		}
+		if in.PublicKey == nil {
+			return nil, fmt.Errorf("%w: a first visit needs public_key", ErrInvalidData)
+		}
+		secret := inviteSecret(*in.Invite)
+		if err := a.c.CheckInvite(ctx, secret, uid.Text); err != nil {
+			return nil, err
+		}
+		return startChallenge(s, pub, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
+			m, err := a.c.Join(ctx, secret, uid.Text, pub)
+			if err != nil {
+				return nil, err
+			}
+			a.log.Info("member joined", slog.String("user", uid.Text), slog.String("role", string(m.Role)))
+			return a.completeLogin(ctx, s, uid, m, answer)
+		})
+	default:
+		return nil, err
+	}
+}
+
+func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID, m community.Member, answer string) (*Reply, error) {
+	key, err := a.c.MemberKey(m.UserID, m.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	ms := &memberSession{s: s, userID: m.UserID}
+	ms.role.Store(m.Role)
+	s.State = ms
+	s.SetLoggedIn(m.UserID)
+	a.remember(ms)
+	a.log.Info("community login", slog.String("user", m.UserID))
+	return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in", Data: identificationResponse{
+		Accepted:           true,
+		Interactables:      a.c.TreeJSON(),
+		CommunityPublicKey: a.c.Public.String(),
+		Proof:              icrypto.Proof(key, answer),
+		UserID:             uid,
+		Role:               m.Role,
+	}}, nil
+}
+
+func (a *communityAPI) remember(ms *memberSession) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.members[ms.s] = ms
+	a.republish()
+}
+
+func (a *communityAPI) forget(s *Session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.members[s]; ok {
+		delete(a.members, s)
+		a.republish()
+	}
+}
+
+// republish rebuilds the slice broadcasts iterate, so that a broadcast
+// takes no lock. Called with a.mu held.
+func (a *communityAPI) republish() {
+	list := make([]*memberSession, 0, len(a.members))
+	for _, ms := range a.members {
+		list = append(list, ms)
+	}
+	a.everyone.Store(&list)
+}
+
+func (a *communityAPI) online() map[string]bool {
+	on := map[string]bool{}
+	for _, ms := range *a.everyone.Load() {
+		on[ms.userID] = true
+	}
+	return on
+}
+
+type functionIn struct {
+	Codec    *string         `json:"codec"`
+	Name     *string         `json:"name"`
+	Path     *string         `json:"path"`
+	Function *string         `json:"function"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+type functionOut struct {
+	Codec   string `json:"codec"`
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Result  string `json:"result"`
+	Payload any    `json:"payload"`
+}
+
+func (a *communityAPI) function(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	ms := s.State.(*memberSession)
+	var in functionIn
+	if err := decodeData(req, &in); err != nil {
+		return nil, err
+	}
+	if in.Function == nil {
+		return nil, fmt.Errorf("%w: function is required", ErrInvalidData)
+	}
+	if len(in.Payload) > 0 && string(in.Payload) != "null" && in.Payload[0] != '{' {
+		return nil, fmt.Errorf("%w: payload must be an object", ErrInvalidData)
+	}
+	codec, name, path := deref(in.Codec), deref(in.Name), deref(in.Path)
+	// The role is kept current by role_changed events and a removed member's
+	// sockets are closed, so no database read is needed per call.
+	m := community.Member{UserID: ms.userID, Role: ms.role.Load().(community.Role)}
+	if name == "" && path == "" && (codec == "" || codec == codecRoot) {
+		return a.root(ctx, s, m, *in.Function, in.Payload)
+	}
+	ch, res, err := a.c.Call(ctx, m, path, name, codec, *in.Function, in.Payload, s)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	ref := ch.Ref()
+	return &Reply{Type: TypeFunction, LogMessage: "ran function",
+		Data: functionOut{Codec: ref.Codec, Name: ref.Name, Path: ref.Path, Result: res.Result, Payload: res.Payload}}, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// onEvent turns a community event into frames. It runs in the goroutine
+// that made the change (often the store's writer) and must not block:
+// the frame is encoded once and queued to every socket.
+func (a *communityAPI) onEvent(e community.Event) {
+	everyone := *a.everyone.Load()
+	switch {
+	case e.TreeChanged:
+		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
+			Payload: map[string]json.RawMessage{"interactables": a.c.TreeJSON()}})
+	case e.Disconnect != "":
+		for _, ms := range everyone {
+			if ms.userID == e.Disconnect {
+				ms.s.Close(e.CloseCode, closeReason(e.CloseCode))
+			}
+		}
+		a.mu.Lock()
+		call := a.calls[e.Disconnect]
+		a.mu.Unlock()
+		if call != nil {
+			call.Close(e.CloseCode, closeReason(e.CloseCode))
+		}
+	case e.RoleChanged != "":
+		for _, ms := range everyone {
+			if ms.userID == e.RoleChanged {
+				ms.role.Store(e.Role)
+			}
+		}
+		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultRoleChanged,
+			Payload: map[string]string{"user_id": e.RoleChanged, "role": string(e.Role)}})
+	}
+	if e.Channel != nil && e.Result != "" {
+		a.broadcast(everyone, e.Except, functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
+			Result: e.Result, Payload: e.Payload})
+	}
+	if e.EndCall != "" {
+		a.mu.Lock()
+		call := a.calls[e.EndCall]
+		a.mu.Unlock()
+		if call != nil {
+			call.Close(CloseNormal, "left the call")
+		}
+	}
+}
+
+func closeReason(code int) string {
+	switch code {
+	case CloseKicked:
+		return "kicked"
+	case CloseBanned:
+		return "banned"
+	}
+	return ""
+}
+
+// broadcast queues one update frame to every session but except's.
+func (a *communityAPI) broadcast(to []*memberSession, except string, data functionOut) {
+	if len(to) == 0 {
+		return
+	}
+	payload, err := EncodeFrame(TypeUpdate, newID(), LevelDebug, "update", data)
+	if err != nil {
+		a.log.Error("encode update", slog.String("result", data.Result), slog.Any("err", err))
+		return
+	}
+	frame := textFrame(payload)
+	for _, ms := range to {
+		if ms.userID != except {
+			ms.s.Send(frame)
+		}
+	}
+}

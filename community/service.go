@@ -1,0 +1,318 @@
+// Package community is the direct community of the seed: members and their
+// roles, invites, the channel tree ("interactables"), text channels, voice
+// state and the audit log. It knows nothing of WebSockets: the api package
+// turns its calls and events into frames.
+package community
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/db"
+)
+
+// Errors of this package; api maps them to wire error types.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrInvalidData   = errors.New("invalid data")
+	ErrConflict      = errors.New("conflict")
+	ErrPermission    = errors.New("not allowed")
+	ErrNotMember     = errors.New("not a member of this community")
+	ErrBanned        = errors.New("banned from this community")
+	ErrBadInvite     = errors.New("invite is spent, expired, revoked, meant for someone else or unknown")
+	ErrKeyMismatch   = errors.New("this user id is a member with another key")
+	ErrNotInCall     = errors.New("not in a call")
+	ErrBadCallTicket = errors.New("call ticket is forged, expired, used or for another channel")
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Service holds every community of this process.
+type Service struct {
+	db     *db.DB
+	keyDir string
+	now    func() time.Time
+	w      *writer
+	ids    idGen
+	codecs *Registry
+	perms  Permissions
+
+	iceServers   func(userID string) []ICEServer
+	ticketSecret []byte
+	ticketsMu    sync.Mutex
+	usedTickets  map[[16]byte]time.Time
+
+	mu    sync.RWMutex
+	byID  map[string]*Community
+	order []*Community
+}
+
+// Options configure a Service.
+type Options struct {
+	// KeyDir holds each community's private key file.
+	KeyDir string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Codecs are the channel codecs; nil means NewRegistry() (the built-ins).
+	Codecs *Registry
+	// Permissions is the role table; nil means DefaultPermissions().
+	Permissions Permissions
+	// ICEServers lists the STUN/TURN servers handed to a user joining a
+	// call (TURN credentials may be per user).
+	ICEServers func(userID string) []ICEServer
+}
+
+// Open migrates the community tables in d and loads every community.
+func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Migrate(ctx, "community", sub); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Codecs == nil {
+		opts.Codecs = NewRegistry()
+	}
+	if opts.Permissions == nil {
+		opts.Permissions = DefaultPermissions()
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	s := &Service{
+		db: d, keyDir: opts.KeyDir, now: opts.Now, codecs: opts.Codecs, perms: opts.Permissions,
+		iceServers: opts.ICEServers, ticketSecret: secret, usedTickets: map[[16]byte]time.Time{},
+		byID: map[string]*Community{},
+	}
+	rows, err := d.Read.QueryContext(ctx, `SELECT id, name, public_key FROM communities ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("community: load: %w", err)
+	}
+	var loaded []*Community
+	for rows.Next() {
+		c := &Community{svc: s}
+		var pub []byte
+		if err := rows.Scan(&c.ID, &c.Name, &pub); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("community: load: %w", err)
+		}
+		copy(c.Public[:], pub)
+		loaded = append(loaded, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, c := range loaded {
+		if c.priv, err = s.readKey(c.ID); err != nil {
+			return nil, err
+		}
+		if c.priv.Public() != c.Public {
+			return nil, fmt.Errorf("community: the key file of %s does not match its public key", c.ID)
+		}
+		if err := c.loadTree(ctx); err != nil {
+			return nil, err
+		}
+		c.init()
+		s.byID[c.ID] = c
+		s.order = append(s.order, c)
+	}
+	s.w = newWriter(d)
+	return s, nil
+}
+
+// Close stops the writer after the writes already queued.
+func (s *Service) Close() { s.w.close() }
+
+// Permissions is the role table in force.
+func (s *Service) Permissions() Permissions { return s.perms }
+
+// Codecs is the codec registry.
+func (s *Service) Codecs() *Registry { return s.codecs }
+
+func (s *Service) keyFile(id string) string { return filepath.Join(s.keyDir, "community-"+id+".key") }
+
+func (s *Service) readKey(id string) (icrypto.PrivateKey, error) {
+	raw, err := os.ReadFile(s.keyFile(id))
+	if err != nil {
+		return icrypto.PrivateKey{}, fmt.Errorf("community: key of %s: %w", id, err)
+	}
+	_, priv, err := icrypto.ParseKeyFile(raw)
+	if err != nil {
+		return icrypto.PrivateKey{}, fmt.Errorf("community: key of %s: %w", id, err)
+	}
+	return priv, nil
+}
+
+// Create makes a new community with a fresh identity key, whose private
+// half goes to a 0600 file in the key directory.
+func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	pub, priv, err := icrypto.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c := &Community{svc: s, ID: uuid.NewString(), Name: name, Public: pub, priv: priv}
+	if err := os.MkdirAll(s.keyDir, 0o700); err != nil {
+		return nil, fmt.Errorf("community: key directory: %w", err)
+	}
+	f, err := os.OpenFile(s.keyFile(c.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("community: key file: %w", err)
+	}
+	_, werr := f.Write(icrypto.FormatKeyFile(c.ID, priv))
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("community: key file: %w", werr)
+	}
+	err = s.w.do(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES(?, ?, ?, ?)`,
+			c.ID, c.Name, pub[:], s.now().UnixMilli())
+		return err
+	}, nil)
+	if err != nil {
+		os.Remove(s.keyFile(c.ID))
+		return nil, fmt.Errorf("community: create: %w", err)
+	}
+	c.root = &Channel{Codec: CodecCategory}
+	c.channels = map[int64]*Channel{}
+	c.init()
+	s.mu.Lock()
+	s.byID[c.ID] = c
+	s.order = append(s.order, c)
+	s.mu.Unlock()
+	return c, nil
+}
+
+// Get returns a community by id.
+func (s *Service) Get(id string) (*Community, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.byID[id]
+	if c == nil {
+		return nil, fmt.Errorf("%w: no community %q", ErrNotFound, id)
+	}
+	return c, nil
+}
+
+// All lists the communities, oldest first.
+func (s *Service) All() []*Community {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*Community(nil), s.order...)
+}
+
+// Community is one direct community.
+type Community struct {
+	svc    *Service
+	ID     string
+	Name   string
+	Public icrypto.PublicKey
+	priv   icrypto.PrivateKey
+
+	// treeMu orders tree mutations; mu guards the tree, voice state and
+	// the encoded-tree cache.
+	treeMu   sync.Mutex
+	mu       sync.Mutex
+	root     *Channel
+	channels map[int64]*Channel
+	voice    map[int64]*voiceRoom
+	treeJSON []byte
+
+	memberKeys sync.Map // user id → [32]byte
+
+	listenersMu sync.RWMutex
+	listeners   []func(Event)
+}
+
+func (c *Community) init() {
+	c.voice = map[int64]*voiceRoom{}
+}
+
+// Subscribe registers fn for every event of the community. fn runs in the
+// goroutine that made the change, often the writer: it must not block.
+func (c *Community) Subscribe(fn func(Event)) {
+	c.listenersMu.Lock()
+	c.listeners = append(c.listeners, fn)
+	c.listenersMu.Unlock()
+}
+
+func (c *Community) publish(e Event) {
+	c.listenersMu.RLock()
+	ls := c.listeners
+	c.listenersMu.RUnlock()
+	for _, fn := range ls {
+		fn(e)
+	}
+}
+
+// MemberKey returns the member key shared with the holder of pub, cached
+// per user: deriving it costs an X448 operation.
+func (c *Community) MemberKey(userID string, pub icrypto.PublicKey) ([32]byte, error) {
+	type cached struct {
+		pub icrypto.PublicKey
+		key [32]byte
+	}
+	if v, ok := c.memberKeys.Load(userID); ok {
+		if e := v.(cached); e.pub == pub {
+			return e.key, nil
+		}
+	}
+	k, err := icrypto.MemberKey(c.priv, pub)
+	if err != nil {
+		return k, err
+	}
+	c.memberKeys.Store(userID, cached{pub: pub, key: k})
+	return k, nil
+}
+
+// Event is something members should hear about.
+type Event struct {
+	// Channel is the channel it concerns; nil for community-wide events.
+	Channel *ChannelRef
+	// Result and Payload become an update frame's data.result and payload.
+	Result  string
+	Payload any
+	// Except names a user who is not told (the typist of a typing event).
+	Except string
+	// TreeChanged asks every session to be sent its view of the tree.
+	TreeChanged bool
+	// Disconnect names a user whose sockets close with CloseCode.
+	Disconnect string
+	CloseCode  int
+	// RoleChanged names a user whose role is now Role.
+	RoleChanged string
+	Role        Role
+	// EndCall names a user whose call socket for Channel is to close.
+	EndCall string
+}
+
+// ChannelRef is how the wire addresses a channel.
+type ChannelRef struct {
+	Codec string `json:"codec"`
+	Name  string `json:"name"`
+	Path  string `json:"path"`
+}
+
+// Permissions is the role table in force.
+func (c *Community) Permissions() Permissions { return c.svc.perms }

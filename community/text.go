@@ -1,0 +1,314 @@
+package community
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Limits of PROTOCOL §2 and §5.3.
+const (
+	MaxMessageLength = 4000
+	MaxPage          = 100
+)
+
+// Results of the text codec (PROTOCOL §5.3).
+const (
+	ResultMessageReceived = "message_received"
+	ResultMessageChunk    = "message_chunk"
+	ResultMessageLive     = "message_live"
+	ResultMessageEdited   = "message_edited"
+	ResultMessageDeleted  = "message_deleted"
+	ResultTyping          = "typing"
+)
+
+// Message is a text message as the wire shows it.
+type Message struct {
+	ID       string `json:"message_id"`
+	Body     string `json:"message"`
+	SendTime int64  `json:"send_time"`
+	SenderID string `json:"sender_id"`
+	EditedAt *int64 `json:"edited_at,omitempty"`
+}
+
+type textCodec struct{}
+
+func (textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
+	switch call.Function {
+	case "send_message":
+		return sendMessage(ctx, call)
+	case "get_messages":
+		return getMessages(ctx, call)
+	case "edit_message":
+		return editMessage(ctx, call)
+	case "delete_message":
+		return deleteMessage(ctx, call)
+	case "typing":
+		if !call.Allowed(PermPost) {
+			return nil, fmt.Errorf("%w: typing needs a higher role", ErrPermission)
+		}
+		call.Community.publish(Event{Channel: call.Channel.Ref(), Result: ResultTyping,
+			Payload: map[string]string{"user_id": call.Member.UserID}, Except: call.Member.UserID})
+		return nil, nil
+	}
+	return nil, UnknownFunction(CodecText, call.Function)
+}
+
+func checkBody(body *string) error {
+	if body == nil {
+		return fmt.Errorf("%w: payload.message is required", ErrInvalidData)
+	}
+	n := utf8.RuneCountInString(*body)
+	if n < 1 || n > MaxMessageLength {
+		return fmt.Errorf("%w: a message is 1 to %d characters", ErrInvalidData, MaxMessageLength)
+	}
+	if !utf8.ValidString(*body) {
+		return fmt.Errorf("%w: a message must be valid UTF-8", ErrInvalidData)
+	}
+	return nil
+}
+
+func parseMessageID(s *string) (uuid.UUID, error) {
+	if s == nil {
+		return uuid.UUID{}, fmt.Errorf("%w: payload.message_id is required", ErrInvalidData)
+	}
+	id, err := uuid.Parse(*s)
+	if err != nil {
+		return uuid.UUID{}, fmt.Errorf("%w: no message %q", ErrNotFound, *s)
+	}
+	return id, nil
+}
+
+func sendMessage(ctx context.Context, call *Call) (*Result, error) {
+	if !call.Allowed(PermPost) {
+		return nil, fmt.Errorf("%w: posting needs a higher role", ErrPermission)
+	}
+	var in struct {
+		Message *string `json:"message"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkBody(in.Message); err != nil {
+		return nil, err
+	}
+	c, ch := call.Community, call.Channel
+	msg := Message{Body: *in.Message, SenderID: call.Member.UserID}
+	// The id and time are taken inside the transaction, so ids increase in
+	// the order messages are stored and published.
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		now := c.svc.now()
+		id := c.svc.ids.next(now)
+		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
+		_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`,
+			ch.ID, id[:], msg.SenderID, msg.Body, msg.SendTime)
+		if err != nil {
+			return fmt.Errorf("community: store message: %w", err)
+		}
+		return nil
+	}, func() {
+		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: ResultMessageReceived, Payload: map[string]any{"message_id": msg.ID, "send_time": msg.SendTime}}, nil
+}
+
+func getMessages(ctx context.Context, call *Call) (*Result, error) {
+	var in struct {
+		LoadedMessages *int    `json:"loaded_messages"`
+		Amount         *int    `json:"amount"`
+		Before         *string `json:"before"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return nil, err
+	}
+	if in.Amount == nil || *in.Amount < 1 || *in.Amount > MaxPage {
+		return nil, fmt.Errorf("%w: amount must be an integer 1..%d", ErrInvalidData, MaxPage)
+	}
+	if in.LoadedMessages != nil && in.Before != nil {
+		return nil, fmt.Errorf("%w: give loaded_messages or before, not both", ErrInvalidData)
+	}
+	if in.LoadedMessages != nil && *in.LoadedMessages < 0 {
+		return nil, fmt.Errorf("%w: loaded_messages must be an integer >= 0", ErrInvalidData)
+	}
+	var msgs []Message
+	var more bool
+	var err error
+	if in.Before != nil {
+		var before uuid.UUID
+		if before, err = parseMessageID(in.Before); err != nil {
+			return nil, err
+		}
+		msgs, more, err = call.Community.messagesBefore(ctx, call.Channel, before, *in.Amount)
+	} else {
+		offset := 0
+		if in.LoadedMessages != nil {
+			offset = *in.LoadedMessages
+		}
+		msgs, more, err = call.Community.messagesAt(ctx, call.Channel, offset, *in.Amount)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: ResultMessageChunk, Payload: map[string]any{"messages": msgs, "has_more": more}}, nil
+}
+
+const messageColumns = `id, sender_id, body, send_time, edited_at`
+
+func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
+	defer rows.Close()
+	out := make([]Message, 0, amount)
+	for rows.Next() {
+		var m Message
+		var id []byte
+		var edited sql.NullInt64
+		if err := rows.Scan(&id, &m.SenderID, &m.Body, &m.SendTime, &edited); err != nil {
+			return nil, false, fmt.Errorf("community: read messages: %w", err)
+		}
+		u, err := uuid.FromBytes(id)
+		if err != nil {
+			return nil, false, fmt.Errorf("community: stored message id: %w", err)
+		}
+		m.ID = u.String()
+		if edited.Valid {
+			m.EditedAt = &edited.Int64
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > amount
+	if more {
+		out = out[:amount]
+	}
+	// Rows come newest first; the wire wants newest last.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, more, nil
+}
+
+func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid.UUID, amount int) ([]Message, bool, error) {
+	var one int
+	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, before[:]).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, before)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("community: read messages: %w", err)
+	}
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, ch.ID, before[:], amount+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("community: read messages: %w", err)
+	}
+	return scanMessages(rows, amount)
+}
+
+func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount int) ([]Message, bool, error) {
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE channel_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`, ch.ID, amount+1, offset)
+	if err != nil {
+		return nil, false, fmt.Errorf("community: read messages: %w", err)
+	}
+	return scanMessages(rows, amount)
+}
+
+// senderOf reads who sent a message, inside a write transaction.
+func senderOf(ctx context.Context, tx *sql.Tx, ch *Channel, id uuid.UUID) (string, error) {
+	var sender string
+	err := tx.QueryRowContext(ctx, `SELECT sender_id FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, id[:]).Scan(&sender)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: no message %s in this channel", ErrNotFound, id)
+	}
+	return sender, err
+}
+
+func editMessage(ctx context.Context, call *Call) (*Result, error) {
+	if !call.Allowed(PermPost) {
+		return nil, fmt.Errorf("%w: editing needs a higher role", ErrPermission)
+	}
+	var in struct {
+		MessageID *string `json:"message_id"`
+		Message   *string `json:"message"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return nil, err
+	}
+	id, err := parseMessageID(in.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBody(in.Message); err != nil {
+		return nil, err
+	}
+	c, ch := call.Community, call.Channel
+	var editedAt int64
+	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		sender, err := senderOf(ctx, tx, ch, id)
+		if err != nil {
+			return err
+		}
+		if sender != call.Member.UserID {
+			return fmt.Errorf("%w: only the sender may edit a message", ErrPermission)
+		}
+		editedAt = c.svc.now().UnixMilli()
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = ?, edited_at = ? WHERE channel_id = ? AND id = ?`,
+			*in.Message, editedAt, ch.ID, id[:])
+		return err
+	}, func() {
+		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageEdited,
+			Payload: map[string]any{"message_id": id.String(), "message": *in.Message, "edited_at": editedAt}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: ResultMessageEdited, Payload: map[string]any{"message_id": id.String(), "edited_at": editedAt}}, nil
+}
+
+func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
+	if !call.Allowed(PermPost) {
+		return nil, fmt.Errorf("%w: deleting needs a higher role", ErrPermission)
+	}
+	var in struct {
+		MessageID *string `json:"message_id"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return nil, err
+	}
+	id, err := parseMessageID(in.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	c, ch := call.Community, call.Channel
+	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		sender, err := senderOf(ctx, tx, ch, id)
+		if err != nil {
+			return err
+		}
+		others := sender != call.Member.UserID
+		if others && !call.Allowed(PermDeleteAny) {
+			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, id[:]); err != nil {
+			return err
+		}
+		if others {
+			return c.audit(ctx, tx, call.Member.UserID, "delete_message", id.String())
+		}
+		return nil
+	}, func() {
+		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageDeleted, Payload: map[string]string{"message_id": id.String()}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: ResultMessageDeleted, Payload: map[string]string{"message_id": id.String()}}, nil
+}

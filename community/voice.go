@@ -1,0 +1,262 @@
+package community
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	icrypto "github.com/iotad/iotad/crypto"
+)
+
+// Voice states of the seed.
+const (
+	StateActive   = "active"
+	StateMuted    = "muted"
+	StateDeafed   = "deafed"
+	StateInactive = "inactive"
+)
+
+// Results of the voice codec.
+const (
+	ResultCallTicket  = "call_ticket"
+	ResultUserChanged = "user_changed"
+	ResultUserLeft    = "user_left"
+	ResultLeft        = "left"
+)
+
+// TicketTTL is how long a call ticket is valid (PROTOCOL §5.4).
+const TicketTTL = 60 * time.Second
+
+// VoiceUser is one user's state in a voice channel.
+type VoiceUser struct {
+	UserID    string `json:"user_id"`
+	State     string `json:"state"`
+	Streaming bool   `json:"streaming"`
+}
+
+type voiceRoom struct {
+	users []*VoiceUser
+}
+
+func (r *voiceRoom) find(userID string) *VoiceUser {
+	for _, u := range r.users {
+		if u.UserID == userID {
+			return u
+		}
+	}
+	return nil
+}
+
+// writeVoiceData writes {"active_users": {...}} in join order. Called with c.mu held.
+func (c *Community) writeVoiceData(b *bytes.Buffer, ch *Channel) {
+	b.WriteString(`{"active_users":{`)
+	if room := c.voice[ch.ID]; room != nil {
+		for i, u := range room.users {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			id, _ := json.Marshal(u.UserID)
+			b.Write(id)
+			fmt.Fprintf(b, `:{"state":%q,"streaming":%t}`, u.State, u.Streaming)
+		}
+	}
+	b.WriteString(`}}`)
+}
+
+// ICEServer is an entry of ice_servers, in the browser's RTCIceServer form.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// CallID names a voice channel's call.
+func (c *Community) CallID(ch *Channel) string { return c.ID + ":" + strconv.FormatInt(ch.ID, 10) }
+
+type voiceCodec struct{}
+
+func (voiceCodec) Call(ctx context.Context, call *Call) (*Result, error) {
+	c, ch, m := call.Community, call.Channel, call.Member
+	if !call.Allowed(PermVoice) {
+		return nil, fmt.Errorf("%w: voice needs a higher role", ErrPermission)
+	}
+	switch call.Function {
+	case "join":
+		t, err := icrypto.NewTicket(rand.Reader, c.CallID(ch), m.UserID, c.svc.now().Add(TicketTTL))
+		if err != nil {
+			return nil, err
+		}
+		servers := []ICEServer{}
+		if c.svc.iceServers != nil {
+			servers = c.svc.iceServers(m.UserID)
+		}
+		return &Result{Result: ResultCallTicket, Payload: map[string]any{
+			"call_id": c.CallID(ch), "ticket": icrypto.SignTicket(c.svc.ticketSecret, t), "ice_servers": servers,
+		}}, nil
+	case "set_state":
+		var in struct {
+			State     *string `json:"state"`
+			Streaming *bool   `json:"streaming"`
+		}
+		if err := call.Decode(&in); err != nil {
+			return nil, err
+		}
+		if in.State == nil || (*in.State != StateActive && *in.State != StateMuted && *in.State != StateDeafed) {
+			return nil, fmt.Errorf("%w: state must be active, muted or deafed", ErrInvalidData)
+		}
+		u, err := c.SetVoiceState(ch, m.UserID, *in.State, in.Streaming)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{Result: ResultUserChanged, Payload: u}, nil
+	case "leave":
+		if !c.InCall(ch, m.UserID) {
+			return nil, fmt.Errorf("%w: you are not in this call", ErrNotInCall)
+		}
+		c.LeaveCall(ch, m.UserID)
+		return &Result{Result: ResultLeft, Payload: map[string]any{}}, nil
+	}
+	return nil, UnknownFunction(CodecVoice, call.Function)
+}
+
+// RedeemTicket checks a call ticket for the channel at path/name and spends
+// it. It returns the channel and the user the ticket admits.
+func (c *Community) RedeemTicket(path, name, ticket string) (*Channel, string, error) {
+	s := c.svc
+	t, err := icrypto.VerifyTicket(s.ticketSecret, ticket, s.now())
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrBadCallTicket, err)
+	}
+	ch, err := c.Find(path, name)
+	if err != nil || ch.Codec != CodecVoice || c.CallID(ch) != t.CallID {
+		return nil, "", fmt.Errorf("%w: the ticket is for another channel", ErrBadCallTicket)
+	}
+	s.ticketsMu.Lock()
+	defer s.ticketsMu.Unlock()
+	now := s.now()
+	for nonce, exp := range s.usedTickets {
+		if now.After(exp) {
+			delete(s.usedTickets, nonce)
+		}
+	}
+	if _, used := s.usedTickets[t.Nonce]; used {
+		return nil, "", fmt.Errorf("%w: the ticket was used", ErrBadCallTicket)
+	}
+	s.usedTickets[t.Nonce] = t.Expires
+	return ch, t.UserID, nil
+}
+
+// EnterCall puts a user in a voice channel as active (their call socket is
+// up). A user is in one call per community: entering one leaves the other.
+func (c *Community) EnterCall(ch *Channel, userID string) VoiceUser {
+	for _, other := range c.callsOf(userID) {
+		if other != ch {
+			c.LeaveCall(other, userID)
+		}
+	}
+	c.mu.Lock()
+	room := c.voice[ch.ID]
+	if room == nil {
+		room = &voiceRoom{}
+		c.voice[ch.ID] = room
+	}
+	u := room.find(userID)
+	if u == nil {
+		u = &VoiceUser{UserID: userID}
+		room.users = append(room.users, u)
+	}
+	u.State, u.Streaming = StateActive, false
+	snapshot := *u
+	c.treeJSON = nil
+	c.mu.Unlock()
+	c.publish(Event{Channel: ch.Ref(), Result: ResultUserChanged, Payload: snapshot})
+	return snapshot
+}
+
+func (c *Community) callsOf(userID string) []*Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Channel
+	for id, room := range c.voice {
+		if room.find(userID) != nil {
+			if ch := c.channels[id]; ch != nil {
+				out = append(out, ch)
+			}
+		}
+	}
+	return out
+}
+
+// InCall reports whether the user is in the channel's call.
+func (c *Community) InCall(ch *Channel, userID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.voice[ch.ID]
+	return room != nil && room.find(userID) != nil
+}
+
+// SetVoiceState changes a user's state (and streaming, when given).
+func (c *Community) SetVoiceState(ch *Channel, userID, state string, streaming *bool) (VoiceUser, error) {
+	c.mu.Lock()
+	room := c.voice[ch.ID]
+	var u *VoiceUser
+	if room != nil {
+		u = room.find(userID)
+	}
+	if u == nil {
+		c.mu.Unlock()
+		return VoiceUser{}, fmt.Errorf("%w: open the call socket first", ErrNotInCall)
+	}
+	u.State = state
+	if streaming != nil {
+		u.Streaming = *streaming
+	}
+	snapshot := *u
+	c.treeJSON = nil
+	c.mu.Unlock()
+	c.publish(Event{Channel: ch.Ref(), Result: ResultUserChanged, Payload: snapshot})
+	return snapshot, nil
+}
+
+// LeaveCall takes a user out of a voice channel: everyone sees them go
+// inactive, then leave, and their call socket is closed.
+func (c *Community) LeaveCall(ch *Channel, userID string) {
+	c.mu.Lock()
+	room := c.voice[ch.ID]
+	if room == nil || room.find(userID) == nil {
+		c.mu.Unlock()
+		return
+	}
+	kept := room.users[:0]
+	for _, u := range room.users {
+		if u.UserID != userID {
+			kept = append(kept, u)
+		}
+	}
+	room.users = kept
+	if len(kept) == 0 {
+		delete(c.voice, ch.ID)
+	}
+	c.treeJSON = nil
+	c.mu.Unlock()
+	ref := ch.Ref()
+	c.publish(Event{Channel: ref, Result: ResultUserChanged, Payload: VoiceUser{UserID: userID, State: StateInactive}})
+	c.publish(Event{Channel: ref, Result: ResultUserLeft, Payload: map[string]string{"user_id": userID}, EndCall: userID})
+}
+
+// Peers lists who is in the channel's call.
+func (c *Community) Peers(ch *Channel) []VoiceUser {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []VoiceUser{}
+	if room := c.voice[ch.ID]; room != nil {
+		for _, u := range room.users {
+			out = append(out, *u)
+		}
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package community
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/iotad/iotad/internal/db"
+)
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 512
+
+// writer is the community's single writer. Writes that arrive while a
+// commit is in flight wait and then share the next transaction (group
+// commit), so the cost of a durable commit is paid once per batch, not per
+// message. Each write runs in its own savepoint: one failing write does not
+// undo the others. Publishing runs after the commit, in commit order, in
+// this goroutine, which is what orders message_live updates.
+type writer struct {
+	db   *db.DB
+	reqs chan *writeOp
+	done chan struct{}
+}
+
+type writeOp struct {
+	fn    func(tx *sql.Tx) error
+	after func()
+	err   error
+	done  chan error
+}
+
+func newWriter(d *db.DB) *writer {
+	w := &writer{db: d, reqs: make(chan *writeOp, maxBatch), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// do runs fn in a write transaction and, once committed, after (if any).
+func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error, after func()) error {
+	op := &writeOp{fn: fn, after: after, done: make(chan error, 1)}
+	select {
+	case w.reqs <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.done:
+		return fmt.Errorf("community: store is closed")
+	}
+	// Once queued the write happens; wait for it even if ctx ends, so the
+	// caller never reports failure for a write that committed.
+	return <-op.done
+}
+
+func (w *writer) close() {
+	close(w.reqs)
+	<-w.done
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for op := range w.reqs {
+		batch = append(batch[:0], op)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case more, ok := <-w.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+		clear(batch)
+	}
+}
+
+func (w *writer) commit(batch []*writeOp) {
+	ctx := context.Background()
+	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, op := range batch {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+				return err
+			}
+			op.err = op.fn(tx)
+			if op.err != nil {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, op := range batch {
+		if err != nil {
+			op.done <- fmt.Errorf("community: commit: %w", err)
+			continue
+		}
+		if op.err == nil && op.after != nil {
+			op.after()
+		}
+		op.done <- op.err
+	}
+}
