@@ -87,7 +87,10 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := api.DefaultConfig()
 	cfg.Clock = clock.Now
-	cfg.LoginRate, cfg.LoginBurst = 1000, 1000
+	// Tests send faster than a person; TestBurstIsRateLimited restores the
+	// protocol's limits.
+	cfg.LoginRate, cfg.LoginBurst = 1e6, 1e6
+	cfg.Socket.RequestRate, cfg.Socket.RequestBurst = 1e6, 1e6
 	if tune != nil {
 		tune(&cfg)
 	}

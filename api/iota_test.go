@@ -479,7 +479,10 @@ func TestFrameRules(t *testing.T) {
 }
 
 func TestBurstIsRateLimited(t *testing.T) {
-	env := newEnv(t, nil)
+	env := newEnv(t, func(c *api.Config) {
+		def := api.DefaultSocketConfig()
+		c.Socket.RequestRate, c.Socket.RequestBurst = def.RequestRate, def.RequestBurst
+	})
 	u := env.newUser()
 	flood := env.iota(u)
 	bystander := env.iota(env.newUser())

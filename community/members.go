@@ -247,6 +247,7 @@ func (c *Community) CheckInvite(ctx context.Context, secret, userID string) erro
 func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto.PublicKey) (Member, error) {
 	hash := icrypto.HashSecret(secret)
 	m := Member{UserID: userID, PublicKey: pub, JoinedAt: c.svc.now().Truncate(time.Millisecond)}
+	var previousOwner string
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if existing, err := c.member(ctx, tx, userID); err == nil {
 			if existing.Banned {
@@ -271,8 +272,9 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 		}
 		m.Role = Role(role)
 		if m.Role == RoleOwner {
-			if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND role = ?`,
-				string(RoleAdmin), c.ID, string(RoleOwner)); err != nil {
+			err := tx.QueryRowContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND role = ? RETURNING user_id`,
+				string(RoleAdmin), c.ID, string(RoleOwner)).Scan(&previousOwner)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 		}
@@ -282,7 +284,11 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 			return fmt.Errorf("community: add member: %w", err)
 		}
 		return c.audit(ctx, tx, userID, "join", string(m.Role))
-	}, nil)
+	}, func() {
+		if previousOwner != "" {
+			c.publish(Event{RoleChanged: previousOwner, Role: RoleAdmin})
+		}
+	})
 	if err != nil {
 		return Member{}, err
 	}
@@ -445,4 +451,35 @@ func (c *Community) AuditLog(ctx context.Context, actor Member, before *int64, a
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, more, nil
+}
+
+// OperatorSetRole sets a role on the operator's behalf (CLI). Making
+// someone owner hands ownership over: the previous owner becomes an admin.
+func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Role) error {
+	var previousOwner string
+	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.member(ctx, tx, userID); err != nil {
+			return fmt.Errorf("%w: %q is not a member", ErrNotFound, userID)
+		}
+		if role == RoleOwner {
+			err := tx.QueryRowContext(ctx, `SELECT user_id FROM members WHERE community_id = ? AND role = ?`,
+				c.ID, string(RoleOwner)).Scan(&previousOwner)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND role = ?`,
+				string(RoleAdmin), c.ID, string(RoleOwner)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND user_id = ?`, string(role), c.ID, userID); err != nil {
+			return fmt.Errorf("community: set role: %w", err)
+		}
+		return c.audit(ctx, tx, Operator, "set_role", userID+" "+string(role))
+	}, func() {
+		if previousOwner != "" && previousOwner != userID {
+			c.publish(Event{RoleChanged: previousOwner, Role: RoleAdmin})
+		}
+		c.publish(Event{RoleChanged: userID, Role: role})
+	})
 }
