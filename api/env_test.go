@@ -44,7 +44,7 @@ func (b *syncBuffer) Bytes() []byte {
 // fakeClock is moved by tests instead of sleeping.
 type fakeClock struct{ offset atomic.Int64 }
 
-func (c *fakeClock) Now() time.Time            { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *fakeClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // testEnv is a real iotad server on a random loopback port.
