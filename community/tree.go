@@ -479,3 +479,21 @@ func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel) {
 	}
 	b.WriteByte('}')
 }
+
+// operatorActor is who the operator acts as on the tree.
+var operatorActor = Member{UserID: Operator, Role: RoleOwner}
+
+// CreateDefaultChannels gives a new community somewhere to talk: a General
+// category with a text and a voice channel.
+func (c *Community) CreateDefaultChannels(ctx context.Context) error {
+	for _, ch := range []struct{ path, name, codec string }{
+		{"", "General", CodecCategory},
+		{"General", "general", CodecText},
+		{"General", "voice", CodecVoice},
+	} {
+		if err := c.CreateChannel(ctx, operatorActor, ch.path, ch.name, ch.codec, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -44,8 +44,9 @@ func (e *ErrorReply) Error() string { return e.Type + ": " + e.Detail }
 
 // Client is one socket to iotad.
 type Client struct {
-	ws     *websocket.Conn
-	pushes chan Message
+	ws      *websocket.Conn
+	pushes  chan Message
+	onFrame func([]byte) bool
 
 	writeMu sync.Mutex
 
@@ -61,6 +62,9 @@ type Options struct {
 	// stops reading while it is full.
 	PushBuffer int
 	Header     http.Header
+	// OnFrame, when set, sees every frame first; a frame it returns true
+	// for is consumed and not decoded (load tools count frames this way).
+	OnFrame func(frame []byte) bool
 }
 
 // Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
@@ -77,6 +81,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 	}
 	c := &Client{
 		ws:      ws,
+		onFrame: opts.OnFrame,
 		pushes:  make(chan Message, opts.PushBuffer),
 		pending: map[string]chan Message{},
 		done:    make(chan struct{}),
@@ -95,6 +100,9 @@ func (c *Client) readLoop() {
 			c.readErr = err
 			c.mu.Unlock()
 			return
+		}
+		if c.onFrame != nil && c.onFrame(data) {
+			continue
 		}
 		var m Message
 		if err := json.Unmarshal(data, &m); err != nil {

@@ -19,6 +19,9 @@ commands:
   serve                          run the server (the default)
   user add|list|remove           manage the Iota's accounts
   token create|list|revoke       manage registration tokens
+  community create|list          manage communities
+  invite create|list|revoke      manage a community's invites
+  member list|role               list members, set a role (ownership moves only here)
   client communities list|add|remove
                                  use an Iota from the terminal with your key file
   help                           show this text
@@ -53,6 +56,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return userCmd(ctx, rest, stdout, stderr)
 	case "token":
 		return tokenCmd(ctx, rest, stdout, stderr)
+	case "community":
+		return communityCmd(ctx, rest, stdout, stderr)
+	case "invite":
+		return inviteCmd(ctx, rest, stdout, stderr)
+	case "member":
+		return memberCmd(ctx, rest, stdout, stderr)
 	case "client":
 		return clientCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -133,6 +133,9 @@ func firstRun(ctx context.Context, a *app, stdout io.Writer, opts firstRunOption
 	if err != nil {
 		return err
 	}
+	if err := c.CreateDefaultChannels(ctx); err != nil {
+		return err
+	}
 	owner := opts.owner
 	if owner == "" {
 		owner = users[0].ID

@@ -1,0 +1,43 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/iotad/iotad/api"
+	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/internal/load"
+)
+
+// BenchmarkFanout is the fan-out measurement, in process: one text
+// channel, 1,000 members on loopback sockets, N senders posting as fast as
+// acknowledgements return. Client and server share the two cores here, so
+// cmd/iotad-load against a separate server gives the server's own CPU cost.
+func BenchmarkFanout(b *testing.B) {
+	for _, senders := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("members=1000/senders=%d", senders), func(b *testing.B) {
+			env := newEnv(b, func(c *api.Config) { c.Socket.SendQueue = 4096 })
+			owner := env.join(community.RoleOwner)
+			setupChannels(b, owner)
+			invite := env.invite(community.InviteOptions{MaxUses: 1000})
+			var res load.FanoutResult
+			for b.Loop() {
+				var err error
+				res, err = load.Fanout(context.Background(), load.FanoutConfig{
+					URL: env.url + "/", Invite: invite, Members: 1000, Senders: senders,
+					Duration: 3 * time.Second, Path: "General", Channel: "chat", LoginParallel: 32,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(res.DeliveriesPerSecond(), "deliveries/s")
+			b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
+			b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
+			b.ReportMetric(float64(res.Closed), "closed")
+			b.Log(res)
+		})
+	}
+}

@@ -1,0 +1,62 @@
+// Command iotad-load drives a running iotad from outside, like many
+// clients at once, and reports what it measured. With --pid it also reads
+// the server's own CPU time, so the cost per delivery is the server's alone.
+//
+//	iotad-load fanout --url ws://127.0.0.1:1984/ --invite TEXT --members 1000 --senders 4 --duration 10s --pid PID
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/iotad/iotad/internal/load"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "fanout" {
+		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout [flags]   (iotad-load fanout -h for the flags)")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("fanout", flag.ExitOnError)
+	var cfg load.FanoutConfig
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:1984/", "the community socket")
+	fs.StringVar(&cfg.Invite, "invite", "", "an invite with at least --members uses")
+	fs.IntVar(&cfg.Members, "members", 1000, "member sockets in the channel")
+	fs.IntVar(&cfg.Senders, "senders", 4, "how many of them post")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second over all senders (0: each sender waits for its acknowledgement)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to post")
+	fs.StringVar(&cfg.Path, "path", "General", "the channel's category path")
+	fs.StringVar(&cfg.Channel, "channel", "general", "the text channel")
+	fs.IntVar(&cfg.LoginParallel, "login-parallel", 32, "concurrent logins while connecting")
+	pid := fs.Int("pid", 0, "the server's process id, to report its CPU time per delivery")
+	fs.Parse(os.Args[2:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var before time.Duration
+	cfg.Ready = func() {
+		if *pid != 0 {
+			before, _ = load.ProcessCPU(*pid)
+		}
+	}
+	res, err := load.Fanout(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iotad-load:", err)
+		os.Exit(1)
+	}
+	fmt.Println(res)
+	if *pid != 0 {
+		after, err := load.ProcessCPU(*pid)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "iotad-load: server CPU:", err)
+			os.Exit(1)
+		}
+		cpu := after - before
+		fmt.Printf("server cpu=%v per delivery=%.2fµs deliveries per cpu-second=%.0f\n",
+			cpu, float64(cpu.Microseconds())/float64(res.Delivered), float64(res.Delivered)/cpu.Seconds())
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/iotad/iotad/api"
+	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/internal/db"
+)
+
+func communityCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	verb, rest, err := sub(args, "create", "list")
+	if err != nil {
+		return err
+	}
+	fs := newFlags("community "+verb, stderr)
+	data := dataFlag(fs)
+	var name *string
+	if verb == "create" {
+		name = fs.String("name", "", "the community's name")
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, *data, db.SyncFull)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch verb {
+	case "create":
+		c, err := a.communities.Create(ctx, *name)
+		if err != nil {
+			return err
+		}
+		if err := c.CreateDefaultChannels(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, c.ID)
+		if len(a.communities.All()) > 1 {
+			fmt.Fprintln(stderr, "note: `iotad serve` serves the first community at /; this one is kept for a later release that serves several")
+		}
+	case "list":
+		for _, c := range a.communities.All() {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", c.ID, c.Public, c.Name)
+		}
+	}
+	return nil
+}
+
+// pickCommunity finds --community, or the first community when it is empty.
+func pickCommunity(a *app, id string) (*community.Community, error) {
+	if id != "" {
+		return a.communities.Get(id)
+	}
+	all := a.communities.All()
+	if len(all) == 0 {
+		return nil, fmt.Errorf("there is no community yet: run `iotad serve` once or `iotad community create`")
+	}
+	return all[0], nil
+}
+
+func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	verb, rest, err := sub(args, "create", "list", "revoke")
+	if err != nil {
+		return err
+	}
+	fs := newFlags("invite "+verb, stderr)
+	data := dataFlag(fs)
+	communityID := fs.String("community", "", "community id (default: the first)")
+	var uses *int
+	var expires *time.Duration
+	var user, role, publicAddr, id *string
+	switch verb {
+	case "create":
+		uses = fs.Int("uses", community.DefaultInviteUses, "how many people may join with it")
+		expires = fs.Duration("expires", community.DefaultInviteTTL, "how long it is valid")
+		user = fs.String("user", "", "bind the invite to this user id")
+		role = fs.String("role", "member", "what joining makes you: member, moderator, admin or owner")
+		publicAddr = fs.String("public-addr", "localhost:1984", "host:port the invite names")
+	case "revoke":
+		id = fs.String("id", "", "the invite id")
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, *data, db.SyncFull)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := pickCommunity(a, *communityID)
+	if err != nil {
+		return err
+	}
+	operator := community.Member{UserID: community.Operator, Role: community.RoleOwner}
+	switch verb {
+	case "create":
+		r, err := community.ParseRole(*role)
+		if err != nil {
+			return err
+		}
+		secret, inv, err := c.CreateOperatorInvite(ctx, community.InviteOptions{MaxUses: *uses, TTL: *expires, UserID: *user, Role: r})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, api.InviteText(*publicAddr, secret, c.Public))
+		fmt.Fprintf(stderr, "invite %s: %d use(s) as %s, expires %s\n", inv.ID, inv.MaxUses, inv.Role, inv.ExpiresAt.UTC().Format(time.RFC3339))
+	case "list":
+		invites, err := c.Invites(ctx, operator)
+		if err != nil {
+			return err
+		}
+		for _, inv := range invites {
+			fmt.Fprintf(stdout, "%s\t%d/%d\t%s\t%s\t%s\trevoked=%t\n", inv.ID, inv.Uses, inv.MaxUses, inv.Role,
+				inv.ExpiresAt.UTC().Format(time.RFC3339), inv.UserID, inv.Revoked)
+		}
+	case "revoke":
+		if err := c.RevokeInvite(ctx, operator, *id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s\n", *id)
+	}
+	return nil
+}
+
+func memberCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	verb, rest, err := sub(args, "list", "role")
+	if err != nil {
+		return err
+	}
+	fs := newFlags("member "+verb, stderr)
+	data := dataFlag(fs)
+	communityID := fs.String("community", "", "community id (default: the first)")
+	var user, role *string
+	if verb == "role" {
+		user = fs.String("user", "", "the member's user id")
+		role = fs.String("role", "", "owner, admin, moderator or member")
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, *data, db.SyncFull)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := pickCommunity(a, *communityID)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "list":
+		members, err := c.Members(ctx, community.Member{UserID: community.Operator, Role: community.RoleOwner})
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			fmt.Fprintf(stdout, "%s\t%s\tbanned=%t\t%s\n", m.UserID, m.Role, m.Banned, m.JoinedAt.UTC().Format(time.RFC3339))
+		}
+	case "role":
+		r, err := community.ParseRole(*role)
+		if err != nil {
+			return err
+		}
+		if err := c.OperatorSetRole(ctx, *user, r); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now %s\n", *user, r)
+	}
+	return nil
+}
