@@ -240,6 +240,7 @@ type Community struct {
 	treeJSON []byte
 
 	memberKeys sync.Map // user id → [32]byte
+	offsets    offsetIndexes
 
 	listenersMu sync.RWMutex
 	listeners   []func(Event)

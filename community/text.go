@@ -98,11 +98,12 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	}
 	c, ch := call.Community, call.Channel
 	msg := Message{Body: *in.Message, SenderID: call.Member.UserID}
+	var id uuid.UUID
 	// The id and time are taken inside the transaction, so ids increase in
 	// the order messages are stored and published.
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		now := c.svc.now()
-		id := c.svc.ids.next(now)
+		id = c.svc.ids.next(now)
 		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
 		_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`,
 			ch.ID, id[:], msg.SenderID, msg.Body, msg.SendTime)
@@ -111,6 +112,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		}
 		return nil
 	}, func() {
+		c.offsets.added(ch.ID, id)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg})
 	})
 	if err != nil {
@@ -213,6 +215,22 @@ func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid
 }
 
 func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount int) ([]Message, bool, error) {
+	if offset >= deepOffset {
+		idx, err := c.offsetIndex(ctx, ch.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		newest, ok := idx.newestAt(offset)
+		if !ok {
+			return []Message{}, false, nil
+		}
+		rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
+			WHERE channel_id = ? AND id <= ? ORDER BY id DESC LIMIT ?`, ch.ID, newest[:], amount+1)
+		if err != nil {
+			return nil, false, fmt.Errorf("community: read messages: %w", err)
+		}
+		return scanMessages(rows, amount)
+	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
 		WHERE channel_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`, ch.ID, amount+1, offset)
 	if err != nil {
@@ -305,6 +323,7 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		}
 		return nil
 	}, func() {
+		c.offsets.removed(ch.ID, id)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageDeleted, Payload: map[string]string{"message_id": id.String()}})
 	})
 	if err != nil {

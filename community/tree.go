@@ -418,6 +418,7 @@ func (c *Community) DeleteChannel(ctx context.Context, actor Member, path, name 
 		apply := func() {
 			ch.Parent.Children = siblings
 			delete(c.channels, ch.ID)
+			c.offsets.drop(ch.ID)
 			if room := c.voice[ch.ID]; room != nil {
 				for _, u := range room.users {
 					gone = append(gone, u.UserID)

@@ -1,0 +1,87 @@
+package community
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iotad/iotad/internal/db"
+)
+
+// BenchmarkSendMessage measures acknowledged, durable sends (synchronous =
+// FULL: each commit is fsynced) from many concurrent senders; group commit
+// is what lets throughput grow with them.
+func BenchmarkSendMessage(b *testing.B) {
+	for _, senders := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			_, c, _ := openTest(b, db.SyncFull)
+			ctx := context.Background()
+			c.CreateDefaultChannels(ctx)
+			payload := json.RawMessage(`{"message":"a message of ordinary length, about as long as people write them"}`)
+			m := Member{UserID: "sender", Role: RoleMember}
+			var wg sync.WaitGroup
+			work := make(chan struct{}, b.N)
+			for range b.N {
+				work <- struct{}{}
+			}
+			close(work)
+			b.ResetTimer()
+			start := time.Now()
+			for range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range work {
+						if _, _, err := c.Call(ctx, m, "General", "general", "text", "send_message", payload, nil); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkGetMessages pages a channel of 1,000,000 messages at deep
+// offsets and by before ids, and reports p50/p99 per page of 50.
+func BenchmarkGetMessages(b *testing.B) {
+	const total = 1_000_000
+	s, c, _ := openTest(b, db.SyncNormal)
+	ctx := context.Background()
+	c.CreateDefaultChannels(ctx)
+	ch, _ := c.Find("General", "general")
+	ids := seedMessages(b, s, c, ch, total)
+	m := Member{UserID: "reader", Role: RoleMember}
+	for _, mode := range []string{"offset", "before"} {
+		b.Run(mode, func(b *testing.B) {
+			// Build the offset index outside the measurement.
+			getMessages(ctx, &Call{Community: c, Channel: ch, Member: m, Payload: json.RawMessage(`{"loaded_messages":5000,"amount":1}`)})
+			var lat []time.Duration
+			for b.Loop() {
+				var payload string
+				if mode == "offset" {
+					payload = fmt.Sprintf(`{"loaded_messages":%d,"amount":50}`, rand.IntN(total-50))
+				} else {
+					payload = fmt.Sprintf(`{"before":%q,"amount":50}`, ids[50+rand.IntN(total-50)].String())
+				}
+				t0 := time.Now()
+				res, err := getMessages(ctx, &Call{Community: c, Channel: ch, Member: m, Payload: json.RawMessage(payload)})
+				lat = append(lat, time.Since(t0))
+				if err != nil || len(res.Payload.(map[string]any)["messages"].([]Message)) != 50 {
+					b.Fatalf("page %s: %v", payload, err)
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
