@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -66,6 +67,11 @@ func Open(ctx context.Context, file string, sync Sync) (*DB, error) {
 	// never fails half-way for lack of it.
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + file + "?" + q.Encode()
+	// The database holds sealed lists and members' keys: readable by the
+	// operator alone. SQLite gives the -wal and -shm files the same mode.
+	if f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
