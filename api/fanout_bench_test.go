@@ -3,10 +3,12 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/iotad/iotad/api"
+	"github.com/iotad/iotad/api/client"
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/internal/load"
 )
@@ -40,4 +42,33 @@ func BenchmarkFanout(b *testing.B) {
 			b.Log(res)
 		})
 	}
+}
+
+// BenchmarkCommunityLogin is a returning member's whole login over a fresh
+// loopback socket: dial, identification, challenge, challenge_response
+// with the member key already cached, close.
+func BenchmarkCommunityLogin(b *testing.B) {
+	env := newEnv(b, nil)
+	members := make([]testUser, 64)
+	for i := range members {
+		members[i] = env.join(community.RoleMember).testUser
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u := members[next.Add(1)%int64(len(members))]
+			c, err := client.Dial(context.Background(), env.url+"/", nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := c.LoginCommunity(context.Background(), u.ID, u.Priv, "", nil); err != nil {
+				b.Error(err)
+			}
+			c.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "logins/s")
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ type Config struct {
 	// PublicAddr is host:port as invites name this server; empty means the
 	// Host the request came in on is not known, so "localhost:1984".
 	PublicAddr string
+	// Pprof mounts net/http/pprof at /debug/pprof/ (off by default: it
+	// lets anyone who reaches the port profile the server).
+	Pprof bool
 	// Clock tells the time for challenge expiry; nil means time.Now. Tests
 	// move it forward instead of sleeping.
 	Clock func() time.Time
@@ -115,6 +119,10 @@ func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store, communities *co
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w)
 	})
+	if cfg.Pprof {
+		r.HandleFunc("/debug/pprof/*", pprof.Index)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	r.Get("/ws/iota", func(w http.ResponseWriter, r *http.Request) {
 		s.sockets.serve(w, r, s.iotaEP)
 	})

@@ -3,6 +3,7 @@
 // the server's own CPU time, so the cost per delivery is the server's alone.
 //
 //	iotad-load fanout --url ws://127.0.0.1:1984/ --invite TEXT --members 1000 --senders 4 --duration 10s --pid PID
+//	iotad-load login --url ws://127.0.0.1:1984/ --invite TEXT --members 64 --workers 8 --duration 10s --pid PID
 package main
 
 import (
@@ -17,10 +18,61 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "fanout" {
-		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout [flags]   (iotad-load fanout -h for the flags)")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout|login [flags]   (iotad-load fanout -h for the flags)")
 		os.Exit(2)
 	}
+	switch os.Args[1] {
+	case "fanout":
+		fanout()
+	case "login":
+		logins()
+	default:
+		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout|login [flags]")
+		os.Exit(2)
+	}
+}
+
+// serverCPU reads a process's CPU time, or exits.
+func serverCPU(pid int) time.Duration {
+	cpu, err := load.ProcessCPU(pid)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iotad-load: server CPU:", err)
+		os.Exit(1)
+	}
+	return cpu
+}
+
+func logins() {
+	fs := flag.NewFlagSet("login", flag.ExitOnError)
+	var cfg load.LoginConfig
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:1984/", "the community socket")
+	fs.StringVar(&cfg.Invite, "invite", "", "an invite with at least --members uses")
+	fs.IntVar(&cfg.Members, "members", 64, "members to log in again and again")
+	fs.IntVar(&cfg.Workers, "workers", 8, "concurrent logins")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to log in")
+	pid := fs.Int("pid", 0, "the server's process id, to report its CPU time per login")
+	fs.Parse(os.Args[2:])
+	var before time.Duration
+	cfg.Ready = func() {
+		if *pid != 0 {
+			before = serverCPU(*pid)
+		}
+	}
+	res, err := load.Logins(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iotad-load:", err)
+		os.Exit(1)
+	}
+	fmt.Println(res)
+	if *pid != 0 {
+		cpu := serverCPU(*pid) - before
+		fmt.Printf("server cpu=%v per login=%.0fµs logins per cpu-second=%.0f\n",
+			cpu, float64(cpu.Microseconds())/float64(res.Logins), float64(res.Logins)/cpu.Seconds())
+	}
+}
+
+func fanout() {
 	fs := flag.NewFlagSet("fanout", flag.ExitOnError)
 	var cfg load.FanoutConfig
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:1984/", "the community socket")
@@ -40,7 +92,7 @@ func main() {
 	var before time.Duration
 	cfg.Ready = func() {
 		if *pid != 0 {
-			before, _ = load.ProcessCPU(*pid)
+			before = serverCPU(*pid)
 		}
 	}
 	res, err := load.Fanout(ctx, cfg)
@@ -50,12 +102,7 @@ func main() {
 	}
 	fmt.Println(res)
 	if *pid != 0 {
-		after, err := load.ProcessCPU(*pid)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "iotad-load: server CPU:", err)
-			os.Exit(1)
-		}
-		cpu := after - before
+		cpu := serverCPU(*pid) - before
 		fmt.Printf("server cpu=%v per delivery=%.2fµs deliveries per cpu-second=%.0f\n",
 			cpu, float64(cpu.Microseconds())/float64(res.Delivered), float64(res.Delivered)/cpu.Seconds())
 	}

@@ -68,6 +68,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Socket.RequestBurst, "request-burst", cfg.Socket.RequestBurst, "request burst per socket")
 	fs.Float64Var(&cfg.LoginRate, "login-rate", cfg.LoginRate, "logins per second per remote address")
 	fs.IntVar(&cfg.LoginBurst, "login-burst", cfg.LoginBurst, "login burst per remote address")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for benchmarking; do not expose)")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the page's own (* for any)")
 	publicAddr := fs.String("public-addr", "", "host:port that invites name (default: localhost and the --addr port)")
 	owner := fs.String("owner", "", "on first start, the Iota user id who may claim the first community (default: the first user)")
