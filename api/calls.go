@@ -2,24 +2,56 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/community/voice"
 )
 
-// callSession is what a call socket knows: its channel.
+// callSession is what a call socket knows: its channel, the caller's role
+// and their peer in the SFU.
 type callSession struct {
-	ch *community.Channel
+	ch   *community.Channel
+	role community.Role
+	peer *voice.Peer
 }
 
 func (a *communityAPI) callsEndpoint() *Endpoint {
 	ep := NewEndpoint("calls")
 	ep.HandlePublic(TypePing, handlePing)
 	ep.HandlePublic(TypeIdentification, a.callIdentification)
+	ep.Handle(TypeWebRTCSDP, a.webrtcSDP)
+	ep.Handle(TypeWebRTCICE, a.webrtcICE)
+	ep.Handle(TypeStartStream, a.startStream)
+	ep.Handle(TypeEndStream, a.endStream)
+	ep.Handle(TypeWatchStream, a.watchStream)
 	ep.OnClose = a.callClosed
 	return ep
 }
+
+// callSignal carries the SFU's messages to one call socket.
+type callSignal struct {
+	a      *communityAPI
+	s      *Session
+	ch     *community.Channel
+	userID string
+}
+
+func (cs callSignal) SDP(typ, sdp string) {
+	cs.s.SendMessage(TypeWebRTCSDP, "", LevelDebug, "session description", map[string]string{"type": typ, "sdp": sdp})
+}
+
+func (cs callSignal) ICE(c webrtc.ICECandidateInit) {
+	cs.s.SendMessage(TypeWebRTCICE, "", LevelDebug, "ICE candidate", map[string]any{"candidate": c})
+}
+
+func (cs callSignal) End(reason string) { cs.s.Close(CloseNormal, reason) }
+
+func (cs callSignal) Speaking(speaking bool) { cs.a.c.SetSpeaking(cs.ch, cs.userID, speaking) }
 
 // callIdentification logs a call socket in with a ticket from the voice
 // channel's join; from then on the user is in the channel.
@@ -46,7 +78,13 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 	if err != nil || m.Banned {
 		return nil, fmt.Errorf("%w: the ticket's user is no longer a member", community.ErrBadCallTicket)
 	}
-	s.State = &callSession{ch: ch}
+	state := &callSession{ch: ch, role: m.Role}
+	if a.sfu != nil {
+		if state.peer, err = a.sfu.Join(a.c.CallID(ch), userID, callSignal{a: a, s: s, ch: ch, userID: userID}); err != nil {
+			return nil, err
+		}
+	}
+	s.State = state
 	s.SetLoggedIn(userID)
 	a.mu.Lock()
 	old := a.calls[userID]
@@ -69,6 +107,9 @@ func (a *communityAPI) callClosed(s *Session) {
 	if !ok {
 		return
 	}
+	if cs.peer != nil {
+		cs.peer.Close()
+	}
 	a.mu.Lock()
 	current := a.calls[s.UserID] == s
 	if current {
@@ -78,4 +119,123 @@ func (a *communityAPI) callClosed(s *Session) {
 	if current {
 		a.c.LeaveCall(cs.ch, s.UserID)
 	}
+}
+
+func callPeer(s *Session) (*callSession, error) {
+	cs := s.State.(*callSession)
+	if cs.peer == nil {
+		return nil, fmt.Errorf("%w: this server relays no media", ErrNoCallID)
+	}
+	return cs, nil
+}
+
+// voiceError maps the SFU's errors to the wire's.
+func voiceError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, voice.ErrClosed):
+		return fmt.Errorf("%w: %v", ErrNoCallID, err)
+	case errors.Is(err, voice.ErrNoStream):
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	case errors.Is(err, voice.ErrBadSDP), errors.Is(err, voice.ErrNoAudio), errors.Is(err, voice.ErrNoOffer),
+		errors.Is(err, voice.ErrTooManyICE), errors.Is(err, voice.ErrBadCandidate):
+		return fmt.Errorf("%w: %v", ErrInvalidData, err)
+	}
+	return err
+}
+
+// webrtcSDP takes the client's offer or answer. An offer's reply is the
+// server's answer (webrtc_sdp with the request's id); an answer gets no
+// reply. The server's own offers are webrtc_sdp pushes without an id.
+func (a *communityAPI) webrtcSDP(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	cs, err := callPeer(s)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		SDP  *string `json:"sdp"`
+		Type *string `json:"type"`
+	}
+	if err := decodeData(req, &in); err != nil {
+		return nil, err
+	}
+	if in.SDP == nil || in.Type == nil {
+		return nil, fmt.Errorf("%w: sdp and type are required", ErrInvalidData)
+	}
+	answer, err := cs.peer.HandleSDP(*in.Type, *in.SDP)
+	if err != nil {
+		return nil, voiceError(err)
+	}
+	if answer != "" {
+		// Sent here rather than returned, so that it goes out (with the
+		// id, or as a push when the offer had none) before the offers
+		// Settle may make.
+		s.SendMessage(TypeWebRTCSDP, req.ID, LevelDebug, "session description", map[string]string{"type": "answer", "sdp": answer})
+	}
+	cs.peer.Settle()
+	return nil, nil
+}
+
+func (a *communityAPI) webrtcICE(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	cs, err := callPeer(s)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		Candidate *webrtc.ICECandidateInit `json:"candidate"`
+	}
+	if err := decodeData(req, &in); err != nil {
+		return nil, err
+	}
+	if in.Candidate == nil {
+		return nil, fmt.Errorf("%w: candidate is required", ErrInvalidData)
+	}
+	return nil, voiceError(cs.peer.AddICE(*in.Candidate))
+}
+
+func (a *communityAPI) startStream(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	return a.setStreaming(s, true)
+}
+
+func (a *communityAPI) endStream(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	return a.setStreaming(s, false)
+}
+
+func (a *communityAPI) setStreaming(s *Session, on bool) (*Reply, error) {
+	cs := s.State.(*callSession)
+	if on && !a.c.Permissions().Allows(cs.role, community.PermStream) {
+		return nil, fmt.Errorf("%w: sharing a screen needs a higher role", ErrPermission)
+	}
+	u, err := a.c.SetStreaming(cs.ch, s.UserID, on)
+	if err != nil {
+		return nil, err
+	}
+	typ := TypeEndStream
+	if on {
+		typ = TypeStartStream
+	}
+	return &Reply{Type: typ, Data: u}, nil
+}
+
+func (a *communityAPI) watchStream(ctx context.Context, s *Session, req *Request) (*Reply, error) {
+	cs, err := callPeer(s)
+	if err != nil {
+		return nil, err
+	}
+	var in struct {
+		UserID *string `json:"user_id"`
+		Watch  *bool   `json:"watch"`
+	}
+	if err := decodeData(req, &in); err != nil {
+		return nil, err
+	}
+	if in.UserID == nil {
+		return nil, fmt.Errorf("%w: user_id is required", ErrInvalidData)
+	}
+	on := in.Watch == nil || *in.Watch
+	if err := voiceError(cs.peer.Watch(*in.UserID, on)); err != nil {
+		return nil, err
+	}
+	return &Reply{Type: TypeWatchStream, Data: map[string]any{"user_id": *in.UserID, "watch": on}}, nil
 }

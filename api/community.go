@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/community/voice"
 	icrypto "github.com/iotad/iotad/crypto"
 )
 
@@ -21,6 +22,7 @@ type communityAPI struct {
 	log    *slog.Logger
 	// publicAddr is host:port as invites name it.
 	publicAddr string
+	sfu        *voice.SFU
 
 	mu       sync.Mutex
 	members  map[*Session]*memberSession
@@ -35,8 +37,8 @@ type memberSession struct {
 	role   atomic.Value // community.Role
 }
 
-func newCommunityAPI(c *community.Community, logins *loginLimiter, log *slog.Logger, publicAddr string) *communityAPI {
-	a := &communityAPI{c: c, logins: logins, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr,
+func newCommunityAPI(c *community.Community, logins *loginLimiter, log *slog.Logger, publicAddr string, sfu *voice.SFU) *communityAPI {
+	a := &communityAPI{c: c, logins: logins, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr, sfu: sfu,
 		members: map[*Session]*memberSession{}, calls: map[string]*Session{}}
 	a.everyone.Store(&[]*memberSession{})
 	c.Subscribe(a.onEvent)
@@ -284,6 +286,16 @@ func (a *communityAPI) onEvent(e community.Event) {
 	if e.Channel != nil && e.Result != "" {
 		a.broadcast(everyone, e.Except, functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
 			Result: e.Result, Payload: e.Payload})
+	}
+	if e.MuteCall != "" {
+		a.mu.Lock()
+		call := a.calls[e.MuteCall]
+		a.mu.Unlock()
+		if call != nil {
+			if cs, ok := call.State.(*callSession); ok && cs.peer != nil {
+				cs.peer.SetMuted(e.Muted)
+			}
+		}
 	}
 	if e.EndCall != "" {
 		a.mu.Lock()

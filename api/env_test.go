@@ -18,6 +18,7 @@ import (
 	"github.com/iotad/iotad/api/client"
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/notes"
+	"github.com/iotad/iotad/community/voice"
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/db"
 	iotasvc "github.com/iotad/iotad/iota"
@@ -60,6 +61,7 @@ type testEnv struct {
 	// communities holds com, the community served at "/".
 	communities *community.Service
 	com         *community.Community
+	sfu         *voice.SFU
 }
 
 func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
@@ -94,7 +96,11 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 	if tune != nil {
 		tune(&cfg)
 	}
-	srv := api.New(cfg, logger, store, communities)
+	sfu, err := voice.New(voice.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, Log: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(cfg, logger, api.Services{Iota: store, Communities: communities, SFU: sfu})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,12 +113,13 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		sfu.Close()
 		communities.Close()
 		d.Close()
 	})
 	addr := ln.Addr().String()
 	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, store: store, db: d, dir: dir, logs: logs, clock: clock,
-		communities: communities, com: com}
+		communities: communities, com: com, sfu: sfu}
 }
 
 type testUser struct {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/iotad/iotad/community"
+	"github.com/iotad/iotad/community/voice"
 	iotasvc "github.com/iotad/iotad/iota"
 )
 
@@ -79,9 +80,17 @@ type Server struct {
 	callsEP     *Endpoint
 }
 
-// New wires the routes. The first community of communities (if any) is
-// served at "/" and "/ws/calls/".
-func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store, communities *community.Service) *Server {
+// Services are what the server serves.
+type Services struct {
+	Iota *iotasvc.Store
+	// Communities: the first one (if any) is served at "/" and "/ws/calls/".
+	Communities *community.Service
+	// SFU carries the calls' media; nil means call sockets do presence only.
+	SFU *voice.SFU
+}
+
+// New wires the routes.
+func New(cfg Config, log *slog.Logger, svc Services) *Server {
 	reg := newRegistry(cfg.MaxConnections)
 	logins := newLoginLimiter(cfg.LoginRate, cfg.LoginBurst)
 	if cfg.Clock == nil {
@@ -97,14 +106,14 @@ func New(cfg Config, log *slog.Logger, iotaStore *iotasvc.Store, communities *co
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
-	s.iota = newIotaAPI(iotaStore, logins, log)
+	s.iota = newIotaAPI(svc.Iota, logins, log)
 	s.iotaEP = s.iota.endpoint()
 	if cfg.PublicAddr == "" {
 		cfg.PublicAddr = "localhost:1984"
 	}
-	if communities != nil {
-		if all := communities.All(); len(all) > 0 {
-			s.community = newCommunityAPI(all[0], logins, log, cfg.PublicAddr)
+	if svc.Communities != nil {
+		if all := svc.Communities.All(); len(all) > 0 {
+			s.community = newCommunityAPI(all[0], logins, log, cfg.PublicAddr, svc.SFU)
 			s.communityEP = s.community.endpoint()
 			s.callsEP = s.community.callsEndpoint()
 		}

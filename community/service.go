@@ -306,6 +306,10 @@ type Event struct {
 	Role        Role
 	// EndCall names a user whose call socket for Channel is to close.
 	EndCall string
+	// MuteCall names a user whose audio the SFU should (Muted) or should
+	// no longer drop.
+	MuteCall string
+	Muted    bool
 }
 
 // ChannelRef is how the wire addresses a channel.

@@ -36,6 +36,10 @@ type VoiceUser struct {
 	UserID    string `json:"user_id"`
 	State     string `json:"state"`
 	Streaming bool   `json:"streaming"`
+	// Speaking comes from the audio level the user's client sends.
+	Speaking bool `json:"speaking"`
+	// ServerMuted is set by a moderator: the user's audio is not forwarded.
+	ServerMuted bool `json:"server_muted,omitempty"`
 }
 
 type voiceRoom struct {
@@ -113,6 +117,8 @@ func (voiceCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 			return nil, err
 		}
 		return &Result{Result: ResultUserChanged, Payload: u}, nil
+	case "mute_user", "disconnect_user":
+		return moderateCall(ctx, call)
 	case "leave":
 		if !c.InCall(ch, m.UserID) {
 			return nil, fmt.Errorf("%w: you are not in this call", ErrNotInCall)
@@ -201,25 +207,12 @@ func (c *Community) InCall(ch *Channel, userID string) bool {
 
 // SetVoiceState changes a user's state (and streaming, when given).
 func (c *Community) SetVoiceState(ch *Channel, userID, state string, streaming *bool) (VoiceUser, error) {
-	c.mu.Lock()
-	room := c.voice[ch.ID]
-	var u *VoiceUser
-	if room != nil {
-		u = room.find(userID)
-	}
-	if u == nil {
-		c.mu.Unlock()
-		return VoiceUser{}, fmt.Errorf("%w: open the call socket first", ErrNotInCall)
-	}
-	u.State = state
-	if streaming != nil {
-		u.Streaming = *streaming
-	}
-	snapshot := *u
-	c.treeJSON = nil
-	c.mu.Unlock()
-	c.publish(Event{Channel: ch.Ref(), Result: ResultUserChanged, Payload: snapshot})
-	return snapshot, nil
+	return c.updateVoice(ch, userID, func(u *VoiceUser) {
+		u.State = state
+		if streaming != nil {
+			u.Streaming = *streaming
+		}
+	})
 }
 
 // LeaveCall takes a user out of a voice channel: everyone sees them go
@@ -259,4 +252,74 @@ func (c *Community) Peers(ch *Channel) []VoiceUser {
 		}
 	}
 	return out
+}
+
+// moderateCall lets a moderator server-mute or disconnect someone of a
+// lower role in the call.
+func moderateCall(ctx context.Context, call *Call) (*Result, error) {
+	c, ch := call.Community, call.Channel
+	if !call.Allowed(PermMuteOthers) {
+		return nil, fmt.Errorf("%w: moderating a call needs a higher role", ErrPermission)
+	}
+	var in struct {
+		UserID *string `json:"user_id"`
+		Muted  *bool   `json:"muted"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return nil, err
+	}
+	if in.UserID == nil {
+		return nil, fmt.Errorf("%w: payload.user_id is required", ErrInvalidData)
+	}
+	target, err := c.Member(ctx, *in.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q is not a member", ErrNotFound, *in.UserID)
+	}
+	if !call.Member.Role.Outranks(target.Role) {
+		return nil, fmt.Errorf("%w: only a higher role may moderate a %s", ErrPermission, target.Role)
+	}
+	if !c.InCall(ch, target.UserID) {
+		return nil, fmt.Errorf("%w: %s is not in this call", ErrNotFound, target.UserID)
+	}
+	if call.Function == "disconnect_user" {
+		c.LeaveCall(ch, target.UserID)
+		return &Result{Result: "user_disconnected", Payload: map[string]string{"user_id": target.UserID}}, nil
+	}
+	muted := in.Muted == nil || *in.Muted
+	u, err := c.updateVoice(ch, target.UserID, func(u *VoiceUser) { u.ServerMuted = muted })
+	if err != nil {
+		return nil, err
+	}
+	c.publish(Event{MuteCall: target.UserID, Muted: muted})
+	return &Result{Result: ResultUserChanged, Payload: u}, nil
+}
+
+// updateVoice changes a user's voice state with fn and tells everyone.
+func (c *Community) updateVoice(ch *Channel, userID string, fn func(u *VoiceUser)) (VoiceUser, error) {
+	c.mu.Lock()
+	room := c.voice[ch.ID]
+	var u *VoiceUser
+	if room != nil {
+		u = room.find(userID)
+	}
+	if u == nil {
+		c.mu.Unlock()
+		return VoiceUser{}, fmt.Errorf("%w: open the call socket first", ErrNotInCall)
+	}
+	fn(u)
+	snapshot := *u
+	c.treeJSON = nil
+	c.mu.Unlock()
+	c.publish(Event{Channel: ch.Ref(), Result: ResultUserChanged, Payload: snapshot})
+	return snapshot, nil
+}
+
+// SetStreaming marks a user's screen share on or off.
+func (c *Community) SetStreaming(ch *Channel, userID string, streaming bool) (VoiceUser, error) {
+	return c.updateVoice(ch, userID, func(u *VoiceUser) { u.Streaming = streaming })
+}
+
+// SetSpeaking records the speaking flag the SFU measured.
+func (c *Community) SetSpeaking(ch *Channel, userID string, speaking bool) {
+	c.updateVoice(ch, userID, func(u *VoiceUser) { u.Speaking = speaking })
 }

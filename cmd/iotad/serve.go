@@ -100,7 +100,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
-	srv := api.New(cfg, logger, a.iota, a.communities)
+	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities})
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data))
 	return srv.Serve(ctx, ln)
