@@ -137,6 +137,9 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	return s, nil
 }
 
+// SetICEServers sets what call tickets hand out as ice_servers.
+func (s *Service) SetICEServers(fn func(userID string) []ICEServer) { s.iceServers = fn }
+
 // Close stops the writer after the writes already queued.
 func (s *Service) Close() { s.w.close() }
 

@@ -4,6 +4,7 @@
 //
 //	iotad-load fanout --url ws://127.0.0.1:1984/ --invite TEXT --members 1000 --senders 4 --duration 10s --pid PID
 //	iotad-load login --url ws://127.0.0.1:1984/ --invite TEXT --members 64 --workers 8 --duration 10s --pid PID
+//	iotad-load voice --url ws://127.0.0.1:1984/ --invite TEXT --peers 25 --duration 10s --pid PID
 package main
 
 import (
@@ -27,8 +28,10 @@ func main() {
 		fanout()
 	case "login":
 		logins()
+	case "voice":
+		voiceRun()
 	default:
-		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout|login [flags]")
+		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout|login|voice [flags]")
 		os.Exit(2)
 	}
 }
@@ -105,5 +108,36 @@ func fanout() {
 		cpu := serverCPU(*pid) - before
 		fmt.Printf("server cpu=%v per delivery=%.2fµs deliveries per cpu-second=%.0f\n",
 			cpu, float64(cpu.Microseconds())/float64(res.Delivered), float64(res.Delivered)/cpu.Seconds())
+	}
+}
+
+func voiceRun() {
+	fs := flag.NewFlagSet("voice", flag.ExitOnError)
+	var cfg load.VoiceConfig
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:1984/", "the community socket (the call socket is URL + ws/calls/)")
+	fs.StringVar(&cfg.Invite, "invite", "", "an invite with at least --peers uses")
+	fs.IntVar(&cfg.Peers, "peers", 10, "peers in the voice channel, each publishing 50 packets a second")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to measure")
+	fs.StringVar(&cfg.Path, "path", "General", "the voice channel's category path")
+	fs.StringVar(&cfg.Channel, "channel", "voice", "the voice channel")
+	pid := fs.Int("pid", 0, "the server's process id, to report its CPU time per forwarded packet")
+	fs.Parse(os.Args[2:])
+	var before time.Duration
+	cfg.Ready = func() {
+		if *pid != 0 {
+			before = serverCPU(*pid)
+		}
+	}
+	res, err := load.Voice(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iotad-load:", err)
+		os.Exit(1)
+	}
+	fmt.Println(res)
+	if *pid != 0 {
+		// Ready ran before the measured window; stop the clock at its end.
+		cpu := serverCPU(*pid) - before
+		fmt.Printf("server cpu=%v per forwarded packet=%.2fµs cpu-seconds per million packets=%.1f\n",
+			cpu, float64(cpu.Microseconds())/float64(res.Received), cpu.Seconds()/float64(res.Received)*1e6)
 	}
 }

@@ -73,6 +73,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	publicAddr := fs.String("public-addr", "", "host:port that invites name (default: localhost and the --addr port)")
 	owner := fs.String("owner", "", "on first start, the Iota user id who may claim the first community (default: the first user)")
 	communityName := fs.String("community-name", "Home", "on first start, the first community's name")
+	var vf voiceFlags
+	vf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -100,7 +102,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
-	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities})
+	sfu, turnSrv, err := vf.start(a, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer sfu.Close()
+	if turnSrv != nil {
+		defer turnSrv.Close()
+	}
+	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu})
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data))
 	return srv.Serve(ctx, ln)

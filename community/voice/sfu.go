@@ -117,7 +117,12 @@ func New(cfg Config) (*SFU, error) {
 	se := webrtc.SettingEngine{}
 	se.SetICEUDPMux(mux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	// Bound to a loopback address, loopback candidates are the only ones.
+	loopback := false
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		loopback = ua.IP.IsLoopback()
+	}
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback || loopback)
 	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, 2*time.Second)
 	// mDNS candidates would leak nothing useful here and need multicast.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
