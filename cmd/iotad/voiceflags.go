@@ -18,8 +18,8 @@ import (
 
 // voiceFlags are serve's media settings (docs/VOICE.md explains them).
 type voiceFlags struct {
-	mediaAddr, publicIPs, stun     string
-	turnAddr, turnHost, turnSecret string
+	mediaAddr, publicIPs, stun              string
+	turnAddr, turnHost, turnSecret, turnURL string
 }
 
 func (v *voiceFlags) register(fs *flag.FlagSet) {
@@ -29,6 +29,7 @@ func (v *voiceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.turnAddr, "turn-addr", "", "run the embedded TURN server on this address, UDP and TCP (e.g. :3478); empty: off")
 	fs.StringVar(&v.turnHost, "turn-host", "", "host name or IP clients use for TURN (default: the first --public-ip)")
 	fs.StringVar(&v.turnSecret, "turn-secret", "", "secret for TURN credentials (default: made once and kept in DATA/turn.secret)")
+	fs.StringVar(&v.turnURL, "turn-url", "", "comma-separated URLs of an outside TURN server (coturn with use-auth-secret) that shares --turn-secret")
 }
 
 func splitList(s string) []string {
@@ -68,6 +69,14 @@ func (v *voiceFlags) start(a *app, log *slog.Logger) (*voice.SFU, *voice.TURN, e
 			return nil, nil, err
 		}
 	}
+	outside := splitList(v.turnURL)
+	if len(outside) > 0 && v.turnSecret == "" {
+		sfu.Close()
+		if turnSrv != nil {
+			turnSrv.Close()
+		}
+		return nil, nil, fmt.Errorf("--turn-url needs --turn-secret, the secret the TURN server was given")
+	}
 	stun := splitList(v.stun)
 	a.communities.SetICEServers(func(userID string) []community.ICEServer {
 		servers := []community.ICEServer{}
@@ -77,6 +86,11 @@ func (v *voiceFlags) start(a *app, log *slog.Logger) (*voice.SFU, *voice.TURN, e
 		if turnSrv != nil {
 			if urls, user, pass, err := turnSrv.Credentials(userID); err == nil {
 				servers = append(servers, community.ICEServer{URLs: urls, Username: user, Credential: pass})
+			}
+		}
+		if len(outside) > 0 {
+			if user, pass, err := voice.TURNCredentials(v.turnSecret, userID); err == nil {
+				servers = append(servers, community.ICEServer{URLs: outside, Username: user, Credential: pass})
 			}
 		}
 		return servers

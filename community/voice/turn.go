@@ -41,7 +41,7 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 		cfg.Realm = "iotad"
 	}
 	if cfg.TTL == 0 {
-		cfg.TTL = 12 * time.Hour
+		cfg.TTL = CredentialTTL
 	}
 	ip := net.ParseIP(cfg.PublicIP)
 	if ip == nil {
@@ -85,6 +85,15 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 
 // Port is the port TURN listens on.
 func (t *TURN) Port() int { return t.udp.LocalAddr().(*net.UDPAddr).Port }
+
+// CredentialTTL is how long credentials for an outside TURN server work.
+const CredentialTTL = 12 * time.Hour
+
+// TURNCredentials makes TURN REST credentials under secret, for a TURN
+// server that shares it (the embedded one, or coturn's static-auth-secret).
+func TURNCredentials(secret, user string) (username, password string, err error) {
+	return turn.GenerateLongTermTURNRESTCredentials(secret, user, CredentialTTL)
+}
 
 // Credentials makes short-lived credentials for user and the URLs to use
 // them with.
