@@ -1,0 +1,133 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// pipeSession is a session over one end of a net.Pipe, without HTTP.
+func pipeSession(t *testing.T, queue int) (*Session, net.Conn) {
+	t.Helper()
+	server, peer := net.Pipe()
+	cfg := DefaultSocketConfig()
+	cfg.SendQueue = queue
+	cfg.WriteTimeout = time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		nc: server, cfg: &cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), now: time.Now,
+		limiter: rate.NewLimiter(rate.Inf, 1), refusedAt: make([]time.Time, cfg.RefusedLimit),
+	}
+	t.Cleanup(func() { cancel(); server.Close(); peer.Close() })
+	return s, peer
+}
+
+// TestSlowConsumerIsDropped: a peer that never reads cannot block Send;
+// once the queue is full the session closes with 1008 and the metric counts it.
+func TestSlowConsumerIsDropped(t *testing.T) {
+	s, _ := pipeSession(t, 8)
+	go s.writeLoop()
+	before := metrics.slowConsumers.Load()
+	done := make(chan int)
+	go func() {
+		accepted := 0
+		for i := 0; i < 100; i++ {
+			if s.Send(textFrame([]byte(`{"type":"update"}`))) {
+				accepted++
+			}
+		}
+		done <- accepted
+	}()
+	select {
+	case accepted := <-done:
+		// The writer may have taken one batch off the queue before the
+		// pipe blocked it.
+		if accepted < 8 || accepted > 2*8+1 {
+			t.Fatalf("%d frames accepted with a queue of 8", accepted)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send blocked on a reader that does not read")
+	}
+	if got := metrics.slowConsumers.Load() - before; got != 1 {
+		t.Fatalf("slow consumer counted %d times", got)
+	}
+	s.mu.Lock()
+	code := s.closeCode
+	s.mu.Unlock()
+	if code != ClosePolicy {
+		t.Fatalf("close code %d", code)
+	}
+	if s.Send(textFrame([]byte("{}"))) {
+		t.Fatal("a closed session accepted a frame")
+	}
+}
+
+// readFrame reads one server frame (unmasked) from r.
+func readFrame(t *testing.T, r *bufio.Reader) (op byte, payload []byte) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	if h[0]&finBit == 0 || h[1]&0x80 != 0 {
+		t.Fatalf("header %x: want FIN set and no mask", h)
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		io.ReadFull(r, b[:])
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		io.ReadFull(r, b[:])
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		t.Fatal(err)
+	}
+	return h[0] & 0x0f, payload
+}
+
+// TestFramesInOrder: frames of every length class arrive byte-exact and in
+// order, then the close frame.
+func TestFramesInOrder(t *testing.T) {
+	s, peer := pipeSession(t, 64)
+	go s.writeLoop()
+	lengths := []int{0, 1, 125, 126, 65535, 65536, 70000}
+	go func() {
+		for i, n := range lengths {
+			p := make([]byte, n)
+			for j := range p {
+				p[j] = byte(i)
+			}
+			s.Send(textFrame(p))
+		}
+		s.Close(CloseNormal, "bye")
+	}()
+	r := bufio.NewReader(peer)
+	for i, n := range lengths {
+		op, p := readFrame(t, r)
+		if op != opText || len(p) != n {
+			t.Fatalf("frame %d: op %d len %d, want text len %d", i, op, len(p), n)
+		}
+		for _, b := range p {
+			if b != byte(i) {
+				t.Fatalf("frame %d carries bytes of another frame", i)
+			}
+		}
+	}
+	op, p := readFrame(t, r)
+	if op != opClose || binary.BigEndian.Uint16(p) != CloseNormal || string(p[2:]) != "bye" {
+		t.Fatalf("close frame %d %q", op, p)
+	}
+}
