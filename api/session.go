@@ -322,6 +322,10 @@ var closeReasons = map[int]string{
 // noteRefusal closes a socket that keeps hammering after being refused.
 func (s *Session) noteRefusal() {
 	now := time.Now()
+	if s.refusedAt == nil {
+		// Made on the first refusal: most sockets never have one.
+		s.refusedAt = make([]time.Time, s.cfg.RefusedLimit)
+	}
 	s.refusedAt[s.refusedPos] = now
 	s.refusedPos = (s.refusedPos + 1) % len(s.refusedAt)
 	// The ring holds the last RefusedLimit refusals; the slot after the

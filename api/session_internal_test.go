@@ -24,7 +24,7 @@ func pipeSession(t *testing.T, queue int) (*Session, net.Conn) {
 	s := &Session{
 		nc: server, cfg: &cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), now: time.Now,
-		limiter: rate.NewLimiter(rate.Inf, 1), refusedAt: make([]time.Time, cfg.RefusedLimit),
+		limiter: rate.NewLimiter(rate.Inf, 1),
 	}
 	t.Cleanup(func() { cancel(); server.Close(); peer.Close() })
 	return s, peer

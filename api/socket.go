@@ -109,7 +109,6 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		limiter:    rate.NewLimiter(rate.Limit(ss.cfg.RequestRate), ss.cfg.RequestBurst),
-		refusedAt:  make([]time.Time, ss.cfg.RefusedLimit),
 	}
 	s.log = ss.log.With(slog.String("socket", ep.Name), slog.String("remote", s.Remote))
 	if !ss.reg.add(s) {
@@ -122,18 +121,25 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 	ws.SetReadLimit(ss.cfg.ReadLimit)
 	ws.SetPongHandler(func(string) error { s.extendReadDeadline(); return nil })
 	s.extendReadDeadline()
+	// The session gets goroutines of its own and the HTTP handler returns:
+	// otherwise net/http's buffers for the request (8 KB and more) would
+	// stay reachable from the handler's frame for the socket's lifetime.
+	go s.writeLoop()
+	go ss.run(s, ep)
+}
+
+// run is a session's reader, until the connection ends.
+func (ss *socketServer) run(s *Session, ep *Endpoint) {
 	loginTimer := time.AfterFunc(ss.cfg.LoginTimeout, func() {
 		if !s.LoggedIn() {
 			s.Close(ClosePolicy, "login timeout")
 		}
 	})
-
-	go s.writeLoop()
 	s.readLoop()
 
 	loginTimer.Stop()
 	s.closeWith(0, "", false)
-	cancel()
+	s.cancel()
 	<-s.writerDone
 	s.nc.Close()
 	ss.reg.remove(s)

@@ -5,6 +5,7 @@
 //	iotad-load fanout --url ws://127.0.0.1:1984/ --invite TEXT --members 1000 --senders 4 --duration 10s --pid PID
 //	iotad-load login --url ws://127.0.0.1:1984/ --invite TEXT --members 64 --workers 8 --duration 10s --pid PID
 //	iotad-load voice --url ws://127.0.0.1:1984/ --invite TEXT --peers 25 --duration 10s --pid PID
+//	iotad-load idle --url ws://127.0.0.1:1984/ --token TOKEN --sockets 2000   (server run with --pprof)
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/iotad/iotad/internal/load"
@@ -30,8 +32,10 @@ func main() {
 		logins()
 	case "voice":
 		voiceRun()
+	case "idle":
+		idle()
 	default:
-		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout|login|voice [flags]")
+		fmt.Fprintln(os.Stderr, "usage: iotad-load fanout|login|voice|idle [flags]")
 		os.Exit(2)
 	}
 }
@@ -140,4 +144,22 @@ func voiceRun() {
 		fmt.Printf("server cpu=%v per forwarded packet=%.2fµs cpu-seconds per million packets=%.1f\n",
 			cpu, float64(cpu.Microseconds())/float64(res.Received), cpu.Seconds()/float64(res.Received)*1e6)
 	}
+}
+
+func idle() {
+	fs := flag.NewFlagSet("idle", flag.ExitOnError)
+	var cfg load.IdleConfig
+	url := fs.String("url", "ws://127.0.0.1:1984/", "the server's socket address")
+	fs.StringVar(&cfg.Token, "token", "", "a registration token with --sockets uses: open Iota sockets")
+	fs.StringVar(&cfg.Invite, "invite", "", "or an invite with --sockets uses: open community sockets")
+	fs.IntVar(&cfg.Sockets, "sockets", 2000, "idle logged-in sockets to open")
+	fs.Parse(os.Args[2:])
+	cfg.IotaURL, cfg.CommunityURL = *url+"ws/iota", *url
+	cfg.PprofURL = "http" + strings.TrimPrefix(strings.TrimSuffix(*url, "/"), "ws")
+	res, err := load.Idle(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iotad-load:", err)
+		os.Exit(1)
+	}
+	fmt.Println(res)
 }
