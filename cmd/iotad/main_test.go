@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iotad/iotad/api/client"
+	icrypto "github.com/iotad/iotad/crypto"
+)
+
+func runCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestUserAndTokenCommands(t *testing.T) {
+	data := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "alice.tu")
+	out, _, err := runCmd(t, "user", "add", "--data", data, "--out", keyFile, "--name", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(out)
+	info, err := os.Stat(keyFile)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", info, err)
+	}
+	raw, _ := os.ReadFile(keyFile)
+	fileID, priv, err := icrypto.ParseKeyFile(raw)
+	if err != nil || fileID != id {
+		t.Fatalf("key file holds %q (%v), user add printed %q", fileID, err, id)
+	}
+	list, _, err := runCmd(t, "user", "list", "--data", data)
+	if err != nil || !strings.Contains(list, id) || !strings.Contains(list, priv.Public().String()) || !strings.Contains(list, "alice") {
+		t.Fatalf("user list: %q %v", list, err)
+	}
+	if _, _, err := runCmd(t, "user", "add", "--data", data, "--out", keyFile); err == nil {
+		t.Fatal("user add overwrote a key file")
+	}
+
+	// The environment stands in for --data.
+	t.Setenv("IOTAD_DATA", data)
+	tok, _, err := runCmd(t, "token", "create", "--uses", "2", "--expires", "1h")
+	if err != nil || !regexp.MustCompile(`^[A-Za-z0-9_-]{22}\n$`).MatchString(tok) {
+		t.Fatalf("token create: %q %v", tok, err)
+	}
+	toks, _, _ := runCmd(t, "token", "list")
+	tokenID := strings.Fields(toks)[0]
+	if !strings.Contains(toks, "0/2") || !strings.Contains(toks, "active") {
+		t.Fatalf("token list: %q", toks)
+	}
+	if _, _, err := runCmd(t, "token", "revoke", "--id", tokenID); err != nil {
+		t.Fatal(err)
+	}
+	if toks, _, _ = runCmd(t, "token", "list"); !strings.Contains(toks, "revoked") {
+		t.Fatalf("token list after revoke: %q", toks)
+	}
+	if _, _, err := runCmd(t, "user", "remove", "--id", id); err != nil {
+		t.Fatal(err)
+	}
+	if list, _, _ = runCmd(t, "user", "list"); strings.Contains(list, id) {
+		t.Fatal("removed user still listed")
+	}
+}
+
+func TestBadCommands(t *testing.T) {
+	for _, args := range [][]string{
+		{"fly"}, {"user"}, {"user", "fly"}, {"token", "create", "--uses", "zero"},
+		{"user", "list", "--no-such-flag"}, {"token", "create", "--data", t.TempDir(), "--uses", "0"},
+		{"client", "communities", "list", "--key", "/nonexistent"},
+	} {
+		if _, _, err := runCmd(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	if _, _, err := runCmd(t, "help"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCmd(t, "user", "list", "-h"); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+}
+
+// lineWriter hands serve's output to the test line by line.
+type lineWriter struct{ lines chan string }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.lines <- l
+	}
+	return len(p), nil
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeAndClient runs serve in process on a fresh data directory, then
+// the client subcommands against it, then shuts it down.
+func TestServeAndClient(t *testing.T) {
+	data := t.TempDir()
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := lineWriter{lines: make(chan string, 100)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
+	}()
+	var invites []string
+	for listening := false; !listening; {
+		select {
+		case l := <-out.lines:
+			if strings.HasPrefix(l, "tensamin://") {
+				invites = append(invites, l)
+			}
+			listening = strings.HasPrefix(l, "iotad is listening")
+		case err := <-done:
+			t.Fatalf("serve ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not start")
+		}
+	}
+	if len(invites) != 2 {
+		t.Fatalf("first start printed %d invites", len(invites))
+	}
+	owner := filepath.Join(data, "owner.tu")
+	server := "ws://" + addr
+	id, _, err := runCmd(t, "client", "communities", "add", "--key", owner, "--server", server, "--address", invites[1], "--title", "Home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := runCmd(t, "client", "communities", "list", "--key", owner, "--server", server)
+	if err != nil || !strings.Contains(list, invites[1]) || !strings.Contains(list, "Home") {
+		t.Fatalf("list: %q %v", list, err)
+	}
+	if _, _, err := runCmd(t, "client", "communities", "remove", "--key", owner, "--server", server, "--entry", strings.TrimSpace(id)); err != nil {
+		t.Fatal(err)
+	}
+	if list, _, _ = runCmd(t, "client", "communities", "list", "--key", owner, "--server", server); strings.TrimSpace(list) != "" {
+		t.Fatalf("list after remove: %q", list)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+}
+
+// TestKill9KeepsAcknowledgedWrites: what the server acknowledged is there
+// after SIGKILL right after the reply.
+func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "iotad")
+	if out, err := exec.Command(filepath.Join(goroot(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	addr := freePort(t)
+	start := func() (*exec.Cmd, []string) {
+		cmd := exec.Command(bin, "serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--log-level", "warn")
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if strings.HasPrefix(sc.Text(), "iotad is listening") {
+				break
+			}
+		}
+		go io.Copy(io.Discard, stdout)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no /healthz")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return cmd, lines
+	}
+	cmd, lines := start()
+	var invite string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "tensamin://") {
+			invite = l
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(data, "owner.tu"))
+	userID, priv, _ := icrypto.ParseKeyFile(raw)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "ws://"+addr+"/ws/iota", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, priv, map[string]any{"user_id": userID}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 5 {
+		id, _, err := c.AddCommunity(ctx, priv, client.Community{Address: fmt.Sprintf("tensamin://x%d", i), Title: "T", Position: "0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// A member's message, acknowledged, then the kill.
+	m, err := client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mpriv, _ := icrypto.GenerateKey(randReader)
+	if _, err := m.LoginCommunity(ctx, "friend", mpriv, invite, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "survives"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	cmd, _ = start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c, err = client.Dial(ctx, "ws://"+addr+"/ws/iota", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(ctx, priv, map[string]any{"user_id": userID}); err != nil {
+		t.Fatal(err)
+	}
+	list, version, err := c.Communities(ctx, priv)
+	if err != nil || len(list) != 5 || version != 5 || list[4].EntryID != ids[4] {
+		t.Fatalf("after kill -9: %d entries, version %d, %v", len(list), version, err)
+	}
+	m, err = client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LoginCommunity(ctx, "friend", mpriv, "", nil); err != nil {
+		t.Fatalf("the member did not survive: %v", err)
+	}
+	r, err := m.Function(ctx, "text", "General", "general", "get_messages", map[string]int{"amount": 10})
+	if err != nil || !strings.Contains(string(r.Data), "survives") {
+		t.Fatalf("the message did not survive: %s %v", r.Data, err)
+	}
+}
+
+func goroot() string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err == nil {
+		return strings.TrimSpace(string(out))
+	}
+	return os.Getenv("GOROOT")
+}
