@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Starts a throwaway iotad and measures it from outside with iotad-load:
+# fan-out, logins, voice and idle memory. Output goes to stdout; the numbers
+# in docs/BENCHMARKS.md come from here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+go build -o "$work/iotad" ./cmd/iotad
+go build -o "$work/iotad-load" ./cmd/iotad-load
+addr=127.0.0.1:19840
+# The protocol's per-socket and per-address limits are lifted: the load
+# comes from one address and senders post as fast as they are answered.
+"$work/iotad" serve --pprof --data "$work/data" --addr $addr --media-addr $addr \
+  --login-rate 1e6 --login-burst 1000000 --request-rate 1e6 --request-burst 1000000 \
+  --send-queue 4096 --log-level warn > "$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
+invite=$("$work/iotad" invite create --data "$work/data" --uses 1000000 2>/dev/null)
+token=$("$work/iotad" token create --data "$work/data" --uses 1000000 2>/dev/null)
+load() { echo "$ iotad-load $*"; "$work/iotad-load" "$@" --pid $pid; echo; }
+for s in 1 4 16; do load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders $s --duration 10s; done
+load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders 4 --rate 50 --duration 10s
+load fanout --url ws://$addr/ --invite "$invite" --members 100 --senders 10 --duration 10s
+load login --url ws://$addr/ --invite "$invite" --members 64 --workers 8 --duration 10s
+for n in 10 25 50; do load voice --url ws://$addr/ --invite "$invite" --peers $n --duration 10s; done
+echo "\$ iotad-load idle --sockets 2000 (Iota sockets)"
+"$work/iotad-load" idle --url ws://$addr/ --token "$token" --sockets 2000
