@@ -62,9 +62,12 @@ type testEnv struct {
 	communities *community.Service
 	com         *community.Community
 	sfu         *voice.SFU
+	// shutdown stops the server as SIGTERM would (also run at cleanup).
+	shutdown func()
 }
 
-func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
+// newEnv starts a server; tune adjusts its config, media adjusts the SFU's.
+func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -96,7 +99,11 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 	if tune != nil {
 		tune(&cfg)
 	}
-	sfu, err := voice.New(voice.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, Log: logger})
+	vcfg := voice.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, Log: logger}
+	for _, m := range media {
+		m(&vcfg)
+	}
+	sfu, err := voice.New(vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,18 +115,24 @@ func newEnv(t testing.TB, tune func(*api.Config)) *testEnv {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, ln) }()
+	var once sync.Once
+	shutdown := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
+		shutdown()
 		sfu.Close()
 		communities.Close()
 		d.Close()
 	})
 	addr := ln.Addr().String()
 	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, store: store, db: d, dir: dir, logs: logs, clock: clock,
-		communities: communities, com: com, sfu: sfu}
+		communities: communities, com: com, sfu: sfu, shutdown: shutdown}
 }
 
 type testUser struct {

@@ -565,3 +565,44 @@ func TestOriginCheck(t *testing.T) {
 }
 
 var _ = json.Valid
+
+// TestShutdownClosesSockets: a shutdown tells every socket 1001.
+func TestShutdownClosesSockets(t *testing.T) {
+	env := newEnv(t, nil)
+	u := env.newUser()
+	a, b := env.iota(u), env.dial("/ws/iota")
+	env.shutdown()
+	for _, c := range []*client.Client{a, b} {
+		if code := waitClosed(t, c); code != api.CloseGoingAway {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	}
+}
+
+// TestSilentPeerIsDropped: a client that answers no ping is dropped after
+// two ping intervals; one that does stays.
+func TestSilentPeerIsDropped(t *testing.T) {
+	env := newEnv(t, func(c *api.Config) { c.Socket.PingInterval = 100 * time.Millisecond })
+	u := env.newUser()
+	alive := env.iota(u) // the client answers pings while it reads
+	silent, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Not reading means not answering pings; after 2 intervals and a
+	// grace second the server cuts the connection.
+	time.Sleep(1500 * time.Millisecond)
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := silent.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal("the silent socket is still open")
+			}
+			break
+		}
+	}
+	if _, err := alive.Request(ctxT(t), "get_communities", nil); err != nil {
+		t.Fatalf("the answering socket was dropped: %v", err)
+	}
+}

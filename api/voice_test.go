@@ -14,6 +14,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/iotad/iotad/api"
@@ -467,4 +468,95 @@ func TestModeratorMutes(t *testing.T) {
 	}
 	ok(t)(mod.call(t, "voice", "General", "VC-1", "disconnect_user", map[string]any{"user_id": loud.ID}))
 	waitClosed(t, loud.rtc.Socket)
+}
+
+// TestMediaTimeoutAndRoomCleanup: a peer that stops sending is dropped
+// after the media timeout; everyone sees it leave; the last one out takes
+// the room's resources with them.
+func TestMediaTimeoutAndRoomCleanup(t *testing.T) {
+	env := newEnv(t, nil, func(c *voice.Config) { c.MediaTimeout = 700 * time.Millisecond })
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	quietPeer := env.joinCall(env.join(community.RoleMember), client.CallOptions{})
+	talker := env.joinCall(env.join(community.RoleMember), client.CallOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go publish(ctx, talker.rtc.Audio, 111)
+	if env.sfu.Rooms() != 1 {
+		t.Fatalf("%d rooms", env.sfu.Rooms())
+	}
+	// quietPeer never sends: dropped, its call socket closed.
+	waitClosed(t, quietPeer.rtc.Socket)
+	for {
+		got := nextResult(t, talker.c, "user_left")
+		if strings.Contains(string(got.Payload), quietPeer.ID) {
+			break
+		}
+	}
+	if env.sfu.Rooms() != 1 {
+		t.Fatal("the room closed while someone was still talking")
+	}
+	talker.rtc.Close()
+	waitFor(t, "the room to close", func() bool { return env.sfu.Rooms() == 0 })
+}
+
+// TestSpeakingIndicator: packets whose RFC 6464 level says voice light the
+// speaking flag up; silence turns it off again.
+func TestSpeakingIndicator(t *testing.T) {
+	env := newEnv(t, nil)
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	watcher := env.join(community.RoleMember)
+	m := &webrtc.MediaEngine{}
+	m.RegisterDefaultCodecs()
+	m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio)
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	speaker := env.joinCall(env.join(community.RoleMember), client.CallOptions{API: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se))})
+	var extID uint8
+	waitFor(t, "the audio-level extension to be negotiated", func() bool {
+		for _, tr := range speaker.rtc.PC.GetTransceivers() {
+			if tr.Sender() == nil {
+				continue
+			}
+			for _, ext := range tr.Sender().GetParameters().HeaderExtensions {
+				if ext.URI == sdp.AudioLevelURI {
+					extID = uint8(ext.ID)
+				}
+			}
+		}
+		return extID != 0
+	})
+	send := func(ctx context.Context, level byte) {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(i * 960)}, Payload: make([]byte, 40)}
+			pkt.Header.SetExtension(extID, []byte{level})
+			speaker.rtc.Audio.WriteRTP(pkt)
+		}
+	}
+	speakingIs := func(want bool) {
+		t.Helper()
+		for {
+			got := nextResult(t, watcher.c, "user_changed")
+			if strings.Contains(string(got.Payload), speaker.ID) && strings.Contains(string(got.Payload), fmt.Sprintf(`"speaking":%t`, want)) {
+				return
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go send(ctx, 10) // -10 dBov: a voice
+	speakingIs(true)
+	cancel()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go send(ctx, 127) // silence
+	speakingIs(false)
 }

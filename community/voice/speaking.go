@@ -52,7 +52,9 @@ func audioLevel(pkt []byte, id int) (level int, ok bool) {
 				continue
 			}
 			eid, size := int(b>>4), int(b&0x0f)+1
-			if eid == 15 {
+			// 15 ends the list; id 0 with a length is malformed: stop, as
+			// pion does.
+			if eid == 15 || eid == 0 {
 				return 0, false
 			}
 			if i+1+size > len(ext) {
