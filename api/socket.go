@@ -18,6 +18,7 @@ type registry struct {
 	max int
 
 	mu       sync.Mutex
+	reserved int // slots taken, counted before the upgrade answers
 	sessions map[*Session]struct{}
 	closed   bool
 }
@@ -26,10 +27,31 @@ func newRegistry(max int) *registry {
 	return &registry{max: max, sessions: map[*Session]struct{}{}}
 }
 
+// reserve takes a slot before the upgrade, so that the cap holds even for
+// clients whose handshake completes before their session is registered.
+func (r *registry) reserve() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.reserved >= r.max {
+		return false
+	}
+	r.reserved++
+	return true
+}
+
+// release gives back a slot whose upgrade failed.
+func (r *registry) release() {
+	r.mu.Lock()
+	r.reserved--
+	r.mu.Unlock()
+}
+
+// add registers the session of a reserved slot; false when shutting down.
 func (r *registry) add(s *Session) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || len(r.sessions) >= r.max {
+	if r.closed {
+		r.reserved--
 		return false
 	}
 	r.sessions[s] = struct{}{}
@@ -38,19 +60,15 @@ func (r *registry) add(s *Session) bool {
 	return true
 }
 
+// remove unregisters a session and frees its slot.
 func (r *registry) remove(s *Session) {
 	r.mu.Lock()
 	if _, ok := r.sessions[s]; ok {
 		delete(r.sessions, s)
+		r.reserved--
 		metrics.sockets.Add(-1)
 	}
 	r.mu.Unlock()
-}
-
-func (r *registry) full() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.closed || len(r.sessions) >= r.max
 }
 
 // closeAll tells every session to close with 1001 and waits, until ctx ends,
@@ -85,7 +103,7 @@ type socketServer struct {
 }
 
 func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoint) {
-	if ss.reg.full() {
+	if !ss.reg.reserve() {
 		metrics.refusedConns.Add(1)
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
@@ -93,6 +111,7 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 	ws, err := ss.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has already answered the request.
+		ss.reg.release()
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
