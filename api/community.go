@@ -86,11 +86,8 @@ type identificationResponse struct {
 }
 
 func (a *communityAPI) identification(ctx context.Context, s *Session, req *Request) (*Reply, error) {
-	if s.LoggedIn() {
-		return nil, fmt.Errorf("%w: this socket is already logged in", ErrProtocol)
-	}
-	if !a.logins.allow(s.Remote) {
-		return nil, fmt.Errorf("%w: too many logins from this address", ErrRateLimited)
+	if err := checkIdentification(s, a.logins); err != nil {
+		return nil, err
 	}
 	var in struct {
 		UserID    *userID `json:"user_id"`

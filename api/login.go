@@ -109,3 +109,16 @@ func (u userID) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(u.Text)
 }
+
+// checkIdentification applies the socket-state and rate rules every
+// identification shares (PROTOCOL §4): none on a logged-in socket, and at
+// most so many per remote address.
+func checkIdentification(s *Session, logins *loginLimiter) error {
+	if s.LoggedIn() {
+		return fmt.Errorf("%w: this socket is already logged in", ErrProtocol)
+	}
+	if !logins.allow(s.Remote) {
+		return fmt.Errorf("%w: too many logins from this address", ErrRateLimited)
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -83,26 +82,8 @@ func (r *received) count(from string, kind webrtc.RTPCodecType) int {
 // publish writes synthetic Opus-sized packets at 50 a second, numbered in
 // their payload, until ctx ends; it returns how many it sent.
 func publish(ctx context.Context, track *webrtc.TrackLocalStaticRTP, payloadType uint8) int {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	payload := make([]byte, 80)
-	n := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return n
-		case <-tick.C:
-		}
-		binary.BigEndian.PutUint32(payload, uint32(n))
-		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: payloadType, SequenceNumber: uint16(n), Timestamp: uint32(n * 960)}, Payload: payload}
-		if err := track.WriteRTP(pkt); err != nil && !errors.Is(err, errClosedPipe) {
-			return n
-		}
-		n++
-	}
+	return publishFrom(ctx, track, payloadType, 0)
 }
-
-var errClosedPipe = errors.New("io: read/write on closed pipe")
 
 type voicePeer struct {
 	*member
@@ -202,7 +183,7 @@ func TestVoiceThreePeers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Numbering goes on where it stopped, so the counts add up.
-			sent[i] = publishFrom(ctx, p.rtc.Audio, before[i])
+			sent[i] = publishFrom(ctx, p.rtc.Audio, 111, before[i])
 		}()
 	}
 	wg.Wait()
@@ -235,7 +216,8 @@ func TestVoiceThreePeers(t *testing.T) {
 	}
 }
 
-func publishFrom(ctx context.Context, track *webrtc.TrackLocalStaticRTP, start int) int {
+// publishFrom is publish with the numbering starting at start.
+func publishFrom(ctx context.Context, track *webrtc.TrackLocalStaticRTP, payloadType uint8, start int) int {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	payload := make([]byte, 80)
@@ -248,7 +230,10 @@ func publishFrom(ctx context.Context, track *webrtc.TrackLocalStaticRTP, start i
 		}
 		seq := start + n
 		binary.BigEndian.PutUint32(payload, uint32(seq))
-		track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(seq), Timestamp: uint32(seq * 960)}, Payload: payload})
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: payloadType, SequenceNumber: uint16(seq), Timestamp: uint32(seq * 960)}, Payload: payload}
+		if err := track.WriteRTP(pkt); err != nil {
+			return n
+		}
 		n++
 	}
 }

@@ -443,13 +443,7 @@ func (c *Community) AuditLog(ctx context.Context, actor Member, before *int64, a
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	more := len(out) > amount
-	if more {
-		out = out[:amount]
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	out, more := page(out, amount)
 	return out, more, nil
 }
 

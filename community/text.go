@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -186,15 +187,19 @@ func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	more := len(out) > amount
-	if more {
-		out = out[:amount]
-	}
-	// Rows come newest first; the wire wants newest last.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	out, more := page(out, amount)
 	return out, more, nil
+}
+
+// page turns up to amount+1 rows read newest first into a page of at most
+// amount, newest last, and whether older rows exist.
+func page[T any](rows []T, amount int) ([]T, bool) {
+	more := len(rows) > amount
+	if more {
+		rows = rows[:amount]
+	}
+	slices.Reverse(rows)
+	return rows, more
 }
 
 func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid.UUID, amount int) ([]Message, bool, error) {
