@@ -3,3 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go test -race -count=1 -timeout 20m ./...
+# The web client's own tests (its crypto against the shared vectors).
+node --test web/test/

@@ -2,7 +2,9 @@ package seal
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"os"
 	"testing"
 
 	icrypto "github.com/iotad/iotad/crypto"
@@ -66,4 +68,27 @@ func FuzzSealOpen(f *testing.F) {
 		}
 		Open(key, field, garbage)
 	})
+}
+
+// TestSealVectors opens the fixture the page's tests open too, so Go and
+// the browser agree on the sealing format.
+func TestSealVectors(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/seal_vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := icrypto.ParsePrivateKey(v["private_key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Open(ListKey(priv), v["address_field"], v["address_sealed"]); err != nil || got != v["address"] {
+		t.Fatalf("address: %q %v", got, err)
+	}
+	if got, err := Open(SettingsKey(priv), v["settings_field"], v["settings_sealed"]); err != nil || got != v["settings"] {
+		t.Fatalf("settings: %q %v", got, err)
+	}
 }
