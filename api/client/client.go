@@ -209,19 +209,29 @@ func (c *Client) RequestID(ctx context.Context, id, typ string, data any) (Messa
 	}
 	select {
 	case m := <-ch:
-		if m.IsError() {
-			var d struct {
-				Detail string `json:"detail"`
-			}
-			json.Unmarshal(m.Data, &d)
-			return m, &ErrorReply{Type: m.Type, Detail: d.Detail, Msg: m}
-		}
-		return m, nil
+		return reply(m)
 	case <-c.done:
+		// The reply may have come just before the close.
+		select {
+		case m := <-ch:
+			return reply(m)
+		default:
+		}
 		return Message{}, fmt.Errorf("client: connection closed waiting for %s: %w", typ, c.Err())
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
 	}
+}
+
+func reply(m Message) (Message, error) {
+	if m.IsError() {
+		var d struct {
+			Detail string `json:"detail"`
+		}
+		json.Unmarshal(m.Data, &d)
+		return m, &ErrorReply{Type: m.Type, Detail: d.Detail, Msg: m}
+	}
+	return m, nil
 }
 
 // Solve answers a challenge message with the user's private key.
