@@ -7,7 +7,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/voice"
 	iotasvc "github.com/iotad/iotad/iota"
+	"github.com/iotad/iotad/web"
 )
 
 // Config is what the api layer needs to know.
@@ -135,6 +135,7 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 	r.Get("/ws/iota", func(w http.ResponseWriter, r *http.Request) {
 		s.sockets.serve(w, r, s.iotaEP)
 	})
+	page := web.Handler()
 	calls := func(w http.ResponseWriter, r *http.Request) {
 		if s.callsEP == nil {
 			http.NotFound(w, r)
@@ -155,9 +156,9 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 			s.sockets.serve(w, r, s.communityEP)
 			return
 		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "iotad: the Iota socket is at /ws/iota, the community socket at /")
+		page.ServeHTTP(w, r)
 	})
+	r.Get("/*", page.ServeHTTP)
 	s.router = r
 	return s
 }

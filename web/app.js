@@ -1,0 +1,667 @@
+// The iotad web client: your Iota (a community list sealed in this page),
+// and the communities in it (channels, chat, voice, administration).
+import * as c from "./crypto.js";
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...kids) => {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const k of kids) e.append(k);
+  return e;
+};
+
+// Words for the error types a person may meet (PROTOCOL §2).
+const errorWords = {
+  error_permission: "You are not allowed to do that.",
+  error_rate_limited: "Slow down a little: too many requests.",
+  error_not_found: "That does not exist (any more).",
+  error_invalid_secret: "That invite does not work: it is spent, expired or revoked.",
+  error_invalid_user_id: "That key is not known here.",
+  error_invalid_data: "That was not accepted",
+  error_conflict: "Someone changed this at the same time; try again.",
+};
+
+function say(text) {
+  $("status").textContent = text;
+  clearTimeout(say.timer);
+  if (text) say.timer = setTimeout(() => ($("status").textContent = ""), 6000);
+}
+
+function explain(err) {
+  const words = errorWords[err.type];
+  if (!words) return err.message || String(err);
+  return err.type === "error_invalid_data" ? `${words}: ${err.detail}` : words;
+}
+
+class WireError extends Error {
+  constructor(type, detail) {
+    super(detail);
+    this.type = type;
+    this.detail = detail;
+  }
+}
+
+// Socket is one WebSocket speaking the envelope: requests by id, pushes to
+// onPush, and a reconnect with backoff driven by its owner.
+class Socket {
+  constructor(url) {
+    this.url = url;
+    this.pending = new Map();
+    this.onPush = () => {};
+    this.onClose = () => {};
+  }
+  open() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      ws.onopen = () => resolve(this);
+      ws.onerror = () => reject(new Error(`cannot reach ${this.url}`));
+      ws.onclose = (ev) => {
+        for (const p of this.pending.values()) p.reject(new WireError("closed", ev.reason || "connection closed"));
+        this.pending.clear();
+        this.onClose(ev);
+      };
+      ws.onmessage = (ev) => {
+        const m = JSON.parse(ev.data);
+        const p = m.id && this.pending.get(m.id);
+        if (p) {
+          this.pending.delete(m.id);
+          if (m.type.startsWith("error")) p.reject(new WireError(m.type, m.data.detail));
+          else p.resolve(m);
+          return;
+        }
+        this.onPush(m);
+      };
+    });
+  }
+  send(type, data, id) {
+    const frame = { type, log: { log_level: 0, message: type }, data: data || {} };
+    if (id) frame.id = id;
+    this.ws.send(JSON.stringify(frame));
+  }
+  request(type, data) {
+    const id = crypto.randomUUID();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.send(type, data, id);
+    });
+  }
+  close() {
+    this.onClose = () => {};
+    this.ws?.close();
+  }
+}
+
+// login runs identification → challenge → challenge_response.
+async function login(sock, privateKey, ident) {
+  const ch = await sock.request("identification", ident);
+  const answer = await c.openChallenge(privateKey, ch.data);
+  const res = await sock.request("challenge_response", { challenge: answer });
+  return { res, answer };
+}
+
+const wsBase = () => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+
+// --- the key, kept in IndexedDB when asked to -----------------------------
+
+function idb() {
+  return new Promise((resolve, reject) => {
+    const r = indexedDB.open("iotad", 1);
+    r.onupgradeneeded = () => r.result.createObjectStore("keys");
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+async function keyStore(mode, fn) {
+  const db = await idb();
+  return new Promise((resolve, reject) => {
+    const req = fn(db.transaction("keys", mode).objectStore("keys"));
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+const saveKey = (k) => keyStore("readwrite", (s) => s.put(k, "me"));
+const loadKey = () => keyStore("readonly", (s) => s.get("me"));
+const forgetKey = () => keyStore("readwrite", (s) => s.delete("me"));
+
+// --- the Iota ---------------------------------------------------------------
+
+const state = { me: null, iota: null, listKey: null, entries: [], communities: new Map(), current: null, backoff: 500 };
+
+async function openIota() {
+  const sock = new Socket(`${wsBase()}/ws/iota`);
+  await sock.open();
+  await login(sock, state.me.privateKey, { user_id: state.me.userID });
+  sock.onPush = (m) => {
+    if (m.type === "update" && m.data.result === "communities_changed") loadCommunities();
+  };
+  sock.onClose = () => {
+    say("Connection to your Iota lost; reconnecting…");
+    setTimeout(() => openIota().then(() => say(""), () => {}), (state.backoff = Math.min(state.backoff * 2, 15000)));
+  };
+  state.iota = sock;
+  state.backoff = 500;
+  await loadCommunities();
+}
+
+async function loadCommunities() {
+  const m = await state.iota.request("get_communities", {});
+  const out = [];
+  for (const e of m.data.communities) {
+    try {
+      out.push({
+        entryID: e.entry_id,
+        address: await c.open(state.listKey, "community_address", e.community_address),
+        title: await c.open(state.listKey, "community_title", e.community_title),
+        position: await c.open(state.listKey, "position", e.position),
+      });
+    } catch {
+      out.push({ entryID: e.entry_id, address: "", title: "(sealed with another key)", position: "" });
+    }
+  }
+  state.entries = out;
+  renderCommunities();
+}
+
+function renderCommunities() {
+  const ul = $("community-list");
+  ul.replaceChildren();
+  for (const e of state.entries) {
+    const li = el("li", { tabIndex: 0, textContent: e.title, title: e.address });
+    li.dataset.entry = e.entryID;
+    if (state.current?.entry.entryID === e.entryID) li.className = "on";
+    const remove = el("button", { className: "quiet", textContent: "×", title: "Remove from my list", ariaLabel: `Remove ${e.title}` });
+    remove.onclick = async (ev) => {
+      ev.stopPropagation();
+      await state.iota.request("remove_community", { entry_id: e.entryID }).catch((err) => say(explain(err)));
+      loadCommunities();
+    };
+    li.append(" ", remove);
+    li.onclick = li.onkeydown = (ev) => {
+      if (ev.type === "keydown" && ev.key !== "Enter") return;
+      selectCommunity(e);
+    };
+    ul.append(li);
+  }
+}
+
+// parseInvite reads tensamin://host:port/?invite=…&key=….
+function parseInvite(text) {
+  const u = new URL(text.trim().replace(/^tensamin:/, "http:"));
+  return { host: u.host, invite: u.searchParams.get("invite") || "", key: u.searchParams.get("key") || "" };
+}
+
+async function addCommunity(inviteText, title) {
+  const inv = parseInvite(inviteText);
+  // Join first, so that only a community that proved its key is listed.
+  const com = new Community({ entryID: "", address: `tensamin://${inv.host}/?key=${inv.key}`, title: title || inv.host });
+  await com.connect(inv.invite);
+  com.close();
+  const sealed = {};
+  for (const [field, value] of [["community_address", com.entry.address], ["community_title", com.entry.title], ["position", String(state.entries.length)]]) {
+    sealed[field] = await c.seal(state.listKey, field, value);
+  }
+  await state.iota.request("add_community", sealed);
+  await loadCommunities();
+  const added = state.entries.find((e) => e.address === com.entry.address);
+  if (added) selectCommunity(added);
+}
+
+// --- a community -------------------------------------------------------------
+
+class Community {
+  constructor(entry) {
+    this.entry = entry;
+    const u = new URL(entry.address.replace(/^tensamin:/, "http:"));
+    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${u.host}/`;
+    this.pinned = u.searchParams.get("key");
+    this.tree = {};
+    this.unread = new Set();
+    this.collapsed = new Set();
+    this.typing = new Map();
+  }
+  async connect(invite) {
+    const sock = new Socket(this.url);
+    await sock.open();
+    const ident = { user_id: state.me.userID };
+    if (invite) Object.assign(ident, { invite, public_key: c.b64encode(c.publicKey(state.me.privateKey)) });
+    const { res, answer } = await login(sock, state.me.privateKey, ident);
+    const d = res.data;
+    const pinned = this.pinned && c.b64url(c.b64decode(this.pinned)) !== c.b64url(c.b64decode(d.community_public_key));
+    if (pinned || !(await c.verifyProof(state.me.privateKey, d.community_public_key, answer, d.proof))) {
+      sock.close();
+      throw new Error("This community could not prove it is the one in the invite.");
+    }
+    this.sock = sock;
+    this.role = d.role;
+    this.tree = d.interactables;
+    sock.onPush = (m) => this.push(m);
+    sock.onClose = (ev) => this.closed(ev);
+    this.backoff = 500;
+  }
+  close() {
+    this.sock?.close();
+  }
+  closed(ev) {
+    if (ev.code === 4001 || ev.code === 4003) {
+      say(ev.code === 4001 ? "You were removed from this community." : "You are banned from this community.");
+      return;
+    }
+    say("Connection lost; reconnecting…");
+    setTimeout(() => this.connect().then(() => { say(""); if (state.current === this) render(); }, () => this.closed(ev)), (this.backoff = Math.min(this.backoff * 2, 15000)));
+  }
+  fn(path, name, codec, func, payload) {
+    return this.sock.request("function", { codec, path, name, function: func, payload: payload || {} });
+  }
+  root(func, payload) {
+    return this.fn("", "", "community", func, payload);
+  }
+  push(m) {
+    if (m.type !== "update") return;
+    const d = m.data;
+    const key = `${d.path}/${d.name}`;
+    switch (d.result) {
+      case "interactables_changed":
+        this.tree = d.payload.interactables;
+        break;
+      case "role_changed":
+        if (d.payload.user_id === state.me.userID) this.role = d.payload.role;
+        break;
+      case "message_live":
+        if (view.channel && view.key === key) view.append(d.payload);
+        else this.unread.add(key);
+        break;
+      case "message_edited":
+      case "message_deleted":
+        if (view.key === key) view.change(d.result, d.payload);
+        break;
+      case "typing":
+        this.typing.set(`${key}|${d.payload.user_id}`, Date.now());
+        setTimeout(renderTyping, 4100);
+        break;
+      case "user_changed":
+      case "user_left":
+        voiceUpdate(this, d);
+        break;
+    }
+    if (state.current === this && d.result !== "typing" && !d.result.startsWith("message_")) renderTree();
+    if (d.result === "message_live" || d.result === "typing") renderTyping(), renderTree();
+  }
+}
+
+async function selectCommunity(entry) {
+  let com = state.communities.get(entry.entryID);
+  if (!com) {
+    com = new Community(entry);
+    try {
+      await com.connect();
+    } catch (err) {
+      say(err.type ? explain(err) : err.message);
+      return;
+    }
+    state.communities.set(entry.entryID, com);
+  }
+  state.current = com;
+  view.close();
+  render();
+}
+
+function render() {
+  renderCommunities();
+  $("community-name").textContent = state.current?.entry.title || "";
+  $("admin-button").hidden = !state.current || state.current.role === "member";
+  renderTree();
+}
+
+// --- the channel tree ------------------------------------------------------------
+
+function renderTree() {
+  const com = state.current;
+  const root = $("tree");
+  root.replaceChildren();
+  if (!com) return;
+  const walk = (obj, path, ul) => {
+    for (const [name, ch] of Object.entries(obj)) {
+      const key = `${path}/${name}`;
+      const li = el("li", { className: ch.codec });
+      const label = el("span", { tabIndex: 0, textContent: (ch.codec === "voice" ? "🔊 " : ch.codec === "text" ? "# " : "") + name });
+      label.setAttribute("role", "button");
+      if (view.key === key) label.classList.add("on");
+      if (com.unread.has(key)) li.classList.add("unread");
+      const activate = () => {
+        if (ch.codec === "category") com.collapsed.has(key) ? com.collapsed.delete(key) : com.collapsed.add(key), renderTree();
+        else if (ch.codec === "text") view.open(com, path, name);
+        else if (ch.codec === "voice") joinVoice(com, path, name);
+      };
+      label.onclick = activate;
+      label.onkeydown = (ev) => ev.key === "Enter" && activate();
+      li.append(label);
+      if (ch.codec === "category" && !com.collapsed.has(key)) {
+        const sub = el("ul");
+        walk(ch.data, path ? `${path}/${name}` : name, sub);
+        li.append(sub);
+      }
+      if (ch.codec === "voice") {
+        const users = el("ul", { className: "voice-users" });
+        for (const [uid, u] of Object.entries(ch.data.active_users || {})) {
+          const speaking = com.speaking?.has(uid);
+          users.append(el("li", { className: speaking ? "speaking" : "", textContent: `${short(uid)}${u.state !== "active" ? ` (${u.state})` : ""}` }));
+        }
+        li.append(users);
+      }
+      ul.append(li);
+    }
+  };
+  walk(com.tree, "", root);
+}
+
+const short = (id) => (id === state.me.userID ? "you" : String(id).slice(0, 8));
+
+function renderTyping() {
+  const com = state.current;
+  const now = Date.now();
+  const who = [];
+  if (com) {
+    for (const [k, t] of com.typing) {
+      if (now - t > 4000) com.typing.delete(k);
+      else if (k.startsWith(`${view.key}|`)) who.push(short(k.split("|")[1]));
+    }
+  }
+  $("typing").textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
+}
+
+// --- a text channel: history paged with before, a bounded number of nodes -----
+
+const MAX_NODES = 300;
+const view = {
+  channel: null,
+  key: "",
+  async open(com, path, name) {
+    this.close();
+    this.com = com;
+    this.channel = { path, name };
+    this.key = `${path}/${name}`;
+    com.unread.delete(this.key);
+    $("admin").hidden = true;
+    $("channel-name").textContent = `# ${name}`;
+    $("composer").hidden = false;
+    $("messages").replaceChildren();
+    renderTree();
+    const m = await com.fn(path, name, "text", "get_messages", { loaded_messages: 0, amount: 50 }).catch((err) => say(explain(err)));
+    if (!m) return;
+    this.more = m.data.payload.has_more;
+    for (const msg of m.data.payload.messages) this.append(msg, true);
+    const list = $("messages");
+    list.scrollTop = list.scrollHeight;
+    $("message").focus();
+  },
+  close() {
+    this.channel = null;
+    this.key = "";
+    $("composer").hidden = true;
+    $("messages").replaceChildren();
+    $("channel-name").textContent = "";
+  },
+  node(msg) {
+    const li = el("li");
+    li.dataset.id = msg.message_id;
+    li.dataset.sender = msg.sender_id;
+    const when = new Date(msg.send_time).toLocaleTimeString();
+    li.append(el("span", { className: "who", textContent: short(msg.sender_id) }), el("span", { className: "body", textContent: msg.message }), " ",
+      el("span", { className: "when", textContent: when }), el("span", { className: "edited", textContent: msg.edited_at ? " (edited)" : "" }));
+    const actions = el("span", { className: "actions" });
+    const mine = msg.sender_id === state.me.userID;
+    if (mine) {
+      const edit = el("button", { textContent: "edit", ariaLabel: "Edit message" });
+      edit.onclick = async () => {
+        const text = prompt("Edit message", li.querySelector(".body").textContent);
+        if (text) await this.com.fn(this.channel.path, this.channel.name, "text", "edit_message", { message_id: msg.message_id, message: text }).catch((err) => say(explain(err)));
+      };
+      actions.append(edit);
+    }
+    if (mine || ["owner", "admin", "moderator"].includes(this.com.role)) {
+      const del = el("button", { textContent: "delete", ariaLabel: "Delete message" });
+      del.onclick = () => this.com.fn(this.channel.path, this.channel.name, "text", "delete_message", { message_id: msg.message_id }).catch((err) => say(explain(err)));
+      actions.append(del);
+    }
+    li.prepend(actions);
+    return li;
+  },
+  append(msg, quiet) {
+    const list = $("messages");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.append(this.node(msg));
+    while (list.children.length > MAX_NODES) list.firstElementChild.remove(), (this.more = true);
+    if (atBottom || quiet) list.scrollTop = list.scrollHeight;
+  },
+  change(result, p) {
+    const li = $("messages").querySelector(`li[data-id="${p.message_id}"]`);
+    if (!li) return;
+    if (result === "message_deleted") li.remove();
+    else (li.querySelector(".body").textContent = p.message), (li.querySelector(".edited").textContent = " (edited)");
+  },
+  async older() {
+    if (!this.channel || !this.more || this.loading) return;
+    const first = $("messages").firstElementChild;
+    if (!first) return;
+    this.loading = true;
+    const m = await this.com.fn(this.channel.path, this.channel.name, "text", "get_messages", { before: first.dataset.id, amount: 50 }).catch((err) => say(explain(err)));
+    this.loading = false;
+    if (!m) return;
+    const list = $("messages");
+    const height = list.scrollHeight;
+    const frag = document.createDocumentFragment();
+    for (const msg of m.data.payload.messages) frag.append(this.node(msg));
+    list.prepend(frag);
+    this.more = m.data.payload.has_more;
+    // Keep the number of nodes bounded: drop the newest; the newest page
+    // comes back when the channel is opened again.
+    while (list.children.length > MAX_NODES) list.lastElementChild.remove();
+    list.scrollTop = list.scrollHeight - height;
+  },
+};
+
+// --- voice -----------------------------------------------------------------------
+
+const call = { pc: null, sock: null, stream: null, com: null, muted: false, deafened: false, audio: new Map() };
+
+function voiceUpdate(com, d) {
+  com.speaking ||= new Set();
+  const p = d.payload;
+  if (d.result === "user_changed" && p.speaking) com.speaking.add(p.user_id);
+  else com.speaking.delete(p.user_id);
+}
+
+async function joinVoice(com, path, name) {
+  if (call.pc) await leaveVoice();
+  try {
+    const t = await com.fn(path, name, "voice", "join");
+    const { ticket, ice_servers } = t.data.payload;
+    call.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const sock = new Socket(`${com.url}ws/calls/`);
+    await sock.open();
+    await sock.request("identification", { path, name, ticket });
+    const pc = new RTCPeerConnection({ iceServers: ice_servers });
+    Object.assign(call, { pc, sock, com, path, name, pendingICE: [] });
+    for (const track of call.stream.getAudioTracks()) pc.addTrack(track, call.stream);
+    pc.onicecandidate = (ev) => ev.candidate && sock.send("webrtc_ice", { candidate: ev.candidate.toJSON() });
+    pc.ontrack = (ev) => {
+      const a = el("audio", { autoplay: true, muted: call.deafened });
+      a.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+      call.audio.set(ev.track.id, a);
+      document.body.append(a);
+    };
+    sock.onPush = async (m) => {
+      if (m.type === "webrtc_sdp" && m.data.type === "offer") {
+        if (pc.signalingState === "have-local-offer") return; // ours wins; the server offers again
+        await pc.setRemoteDescription(m.data);
+        await pc.setLocalDescription(await pc.createAnswer());
+        sock.send("webrtc_sdp", { type: "answer", sdp: pc.localDescription.sdp });
+      } else if (m.type === "webrtc_ice") {
+        pc.remoteDescription ? pc.addIceCandidate(m.data.candidate).catch(() => {}) : call.pendingICE.push(m.data.candidate);
+      }
+    };
+    sock.onClose = () => endCall();
+    await pc.setLocalDescription(await pc.createOffer());
+    const ans = await sock.request("webrtc_sdp", { type: "offer", sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription(ans.data);
+    for (const cand of call.pendingICE.splice(0)) pc.addIceCandidate(cand).catch(() => {});
+    $("call").hidden = false;
+    $("call-name").textContent = `In ${name}`;
+  } catch (err) {
+    say(err.type ? explain(err) : `Voice: ${err.message}`);
+    endCall();
+  }
+}
+
+function endCall() {
+  call.pc?.close();
+  call.stream?.getTracks().forEach((t) => t.stop());
+  for (const a of call.audio.values()) a.remove();
+  call.audio.clear();
+  call.sock?.close();
+  Object.assign(call, { pc: null, sock: null, stream: null, muted: false, deafened: false });
+  $("call").hidden = true;
+}
+
+async function leaveVoice() {
+  const { com, path, name } = call;
+  endCall();
+  await com?.fn(path, name, "voice", "leave").catch(() => {});
+}
+
+async function setVoiceState() {
+  call.stream?.getAudioTracks().forEach((t) => (t.enabled = !call.muted && !call.deafened));
+  for (const a of call.audio.values()) a.muted = call.deafened;
+  $("mute").textContent = call.muted ? "Unmute" : "Mute";
+  $("deafen").textContent = call.deafened ? "Undeafen" : "Deafen";
+  const s = call.deafened ? "deafed" : call.muted ? "muted" : "active";
+  await call.com.fn(call.path, call.name, "voice", "set_state", { state: s }).catch((err) => say(explain(err)));
+}
+
+// --- administration ----------------------------------------------------------------
+
+async function renderAdmin() {
+  const com = state.current;
+  view.close();
+  const box = $("admin");
+  box.hidden = false;
+  box.replaceChildren(el("h2", { textContent: "Administer" }));
+  const fail = (err) => say(explain(err));
+
+  const create = el("form", {}, el("h3", { textContent: "New channel" }));
+  const path = el("input", { placeholder: "category path (empty: top)", ariaLabel: "Category path" });
+  const name = el("input", { placeholder: "name", ariaLabel: "Channel name", required: true });
+  const codec = el("select", { ariaLabel: "Kind" }, ...["text", "voice", "category"].map((k) => el("option", { value: k, textContent: k })));
+  create.append(path, name, codec, el("button", { textContent: "Create" }));
+  create.onsubmit = (ev) => (ev.preventDefault(), com.root("create_channel", { path: path.value, name: name.value, codec: codec.value }).then(() => say("Created."), fail));
+  box.append(create);
+
+  const inv = el("form", {}, el("h3", { textContent: "Invite" }));
+  const uses = el("input", { type: "number", min: 1, value: 1, ariaLabel: "Uses" });
+  const hours = el("input", { type: "number", min: 1, value: 168, ariaLabel: "Valid for hours" });
+  const link = el("input", { readOnly: true, ariaLabel: "Invite link", className: "invite-link" });
+  inv.append("uses ", uses, " hours ", hours, el("button", { textContent: "Create invite" }), link);
+  inv.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const r = await com.root("create_invite", { max_uses: +uses.value, expires_in: +hours.value * 3600 }).catch(fail);
+    if (r) (link.value = r.data.payload.invite), navigator.clipboard?.writeText(link.value).catch(() => {});
+  };
+  box.append(inv);
+
+  const members = await com.root("list_members").catch(fail);
+  if (members) {
+    const table = el("table", {}, el("tr", {}, ...["member", "role", "online", ""].map((h) => el("th", { textContent: h }))));
+    for (const m of members.data.payload.members) {
+      const role = el("select", { ariaLabel: `Role of ${short(m.user_id)}` }, ...["member", "moderator", "admin", "owner"].map((r) => el("option", { value: r, textContent: r, selected: r === m.role })));
+      role.onchange = () => com.root("set_role", { user_id: m.user_id, role: role.value }).then(() => say("Role set."), fail);
+      const kick = el("button", { textContent: "kick" });
+      kick.onclick = () => com.root("kick", { user_id: m.user_id }).then(() => renderAdmin(), fail);
+      const ban = el("button", { textContent: m.banned ? "unban" : "ban" });
+      ban.onclick = () => com.root(m.banned ? "unban" : "ban", { user_id: m.user_id }).then(() => renderAdmin(), fail);
+      table.append(el("tr", {}, el("td", { textContent: short(m.user_id), title: m.user_id }), el("td", {}, role), el("td", { textContent: m.online ? "yes" : "" }), el("td", {}, kick, ban)));
+    }
+    box.append(el("h3", { textContent: "Members" }), table);
+  }
+  const audit = await com.root("audit_log", { amount: 50 }).catch(() => null);
+  if (audit) {
+    const ol = el("ol", { className: "audit" });
+    for (const e of audit.data.payload.entries.reverse()) ol.append(el("li", { textContent: `${new Date(e.time).toLocaleString()} ${short(e.actor_id)} ${e.action} ${e.target}` }));
+    box.append(el("h3", { textContent: "Audit log" }), ol);
+  }
+}
+
+// --- start ----------------------------------------------------------------------
+
+async function start(me) {
+  state.me = me;
+  state.listKey = await c.listKey(me.privateKey);
+  await openIota();
+  $("login").hidden = true;
+  $("app").hidden = false;
+}
+
+async function loginWith(text) {
+  try {
+    const me = c.parseKeyFile(text);
+    await start(me);
+    if ($("remember").checked) await saveKey({ userID: me.userID, privateKey: c.b64encode(me.privateKey) });
+  } catch (err) {
+    say(err.type ? explain(err) : err.message);
+  }
+}
+
+function wire() {
+  $("login-button").onclick = async () => {
+    const f = $("keyfile").files[0];
+    loginWith(f ? await f.text() : $("keytext").value);
+  };
+  $("register-button").onclick = async () => {
+    const priv = c.newPrivateKey();
+    const sock = new Socket(`${wsBase()}/ws/iota`);
+    try {
+      await sock.open();
+      const r = await sock.request("register", { public_key: c.b64encode(c.publicKey(priv)), token: $("token").value.trim() });
+      sock.close();
+      const text = c.formatKeyFile(r.data.user_id, priv);
+      const a = el("a", { href: URL.createObjectURL(new Blob([text])), download: "iotad.tu" });
+      a.click();
+      loginWith(text);
+    } catch (err) {
+      say(err.type ? explain(err) : err.message);
+    }
+  };
+  $("add-community").onsubmit = (ev) => {
+    ev.preventDefault();
+    addCommunity($("invite").value, $("title").value).then(() => ($("invite").value = $("title").value = ""), (err) => say(err.type ? explain(err) : err.message));
+  };
+  $("composer").onsubmit = (ev) => {
+    ev.preventDefault();
+    const input = $("message");
+    const text = input.value;
+    if (!text.trim() || !view.channel) return;
+    input.value = "";
+    view.com.fn(view.channel.path, view.channel.name, "text", "send_message", { message: text }).catch((err) => ((input.value = text), say(explain(err))));
+  };
+  let lastTyping = 0;
+  $("message").oninput = () => {
+    if (Date.now() - lastTyping > 3000 && view.channel) {
+      lastTyping = Date.now();
+      view.com.sock.send("function", { codec: "text", path: view.channel.path, name: view.channel.name, function: "typing", payload: {} });
+    }
+  };
+  $("messages").onscroll = () => $("messages").scrollTop < 40 && view.older();
+  $("mute").onclick = () => ((call.muted = !call.muted), setVoiceState());
+  $("deafen").onclick = () => ((call.deafened = !call.deafened), setVoiceState());
+  $("hangup").onclick = () => leaveVoice();
+  $("admin-button").onclick = () => renderAdmin();
+  $("forget").onclick = async () => {
+    await forgetKey();
+    location.reload();
+  };
+}
+
+wire();
+loadKey().then(
+  (k) => (k ? start({ userID: k.userID, privateKey: c.b64decode(k.privateKey) }).catch(() => ($("login").hidden = false)) : ($("login").hidden = false)),
+  () => ($("login").hidden = false),
+);
