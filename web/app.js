@@ -481,6 +481,8 @@ async function joinVoice(com, path, name) {
     await sock.open();
     await sock.request("identification", { path, name, ticket });
     const pc = new RTCPeerConnection({ iceServers: ice_servers });
+    // Visible to the browser tests (and to a curious person's console).
+    (window.__iotadCalls ||= []).push(pc);
     Object.assign(call, { pc, sock, com, path, name, pendingICE: [] });
     for (const track of call.stream.getAudioTracks()) pc.addTrack(track, call.stream);
     pc.onicecandidate = (ev) => ev.candidate && sock.send("webrtc_ice", { candidate: ev.candidate.toJSON() });

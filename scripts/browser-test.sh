@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The web client's end-to-end tests in a real Chromium. Installs Debian's
+# chromium when it is missing (apt-get, as root) and playwright-core from
+# npm at the version web/test/e2e/package-lock.json pins; never downloads
+# a browser build of its own. Fails rather than skips when it cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends chromium fonts-liberation >/dev/null
+fi
+(cd web/test/e2e && npm ci --no-audit --no-fund --silent)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/iotad" ./cmd/iotad
+export IOTAD_BIN="$work/iotad" CHROMIUM="$(command -v chromium)"
+export SCREENSHOTS="${SCREENSHOTS:-$PWD/test-output/screenshots}"
+node --test --test-concurrency=1 web/test/e2e/
