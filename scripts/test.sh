@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 go test -race -count=1 -timeout 20m ./...
 # The web client's own tests (its crypto against the shared vectors).
 node --test web/test/
+# The web client in a real Chromium (installed by the script if missing).
+bash scripts/browser-test.sh

@@ -323,7 +323,7 @@ function renderTree() {
     for (const [name, ch] of Object.entries(obj)) {
       const key = `${path}/${name}`;
       const li = el("li", { className: ch.codec });
-      const label = el("span", { tabIndex: 0, textContent: (ch.codec === "voice" ? "🔊 " : ch.codec === "text" ? "# " : "") + name });
+      const label = el("span", { tabIndex: 0, textContent: (ch.codec === "voice" ? "♪ " : ch.codec === "text" ? "# " : "") + name });
       label.setAttribute("role", "button");
       if (view.key === key) label.classList.add("on");
       if (com.unread.has(key)) li.classList.add("unread");
@@ -464,11 +464,19 @@ const view = {
 
 const call = { pc: null, sock: null, stream: null, com: null, muted: false, deafened: false, audio: new Map() };
 
+// voiceUpdate keeps the tree's active_users and the speaking marks current.
 function voiceUpdate(com, d) {
   com.speaking ||= new Set();
   const p = d.payload;
   if (d.result === "user_changed" && p.speaking) com.speaking.add(p.user_id);
   else com.speaking.delete(p.user_id);
+  let node = { data: com.tree };
+  for (const part of d.path ? d.path.split("/") : []) node = node?.data?.[part];
+  const ch = node?.data?.[d.name];
+  if (!ch || ch.codec !== "voice") return;
+  ch.data.active_users ||= {};
+  if (d.result === "user_left" || p.state === "inactive") delete ch.data.active_users[p.user_id];
+  else ch.data.active_users[p.user_id] = { state: p.state, streaming: p.streaming };
 }
 
 async function joinVoice(com, path, name) {
@@ -492,21 +500,27 @@ async function joinVoice(com, path, name) {
       call.audio.set(ev.track.id, a);
       document.body.append(a);
     };
-    sock.onPush = async (m) => {
+    // Signalling runs one step at a time: a server offer that arrives
+    // while our answer is still being applied waits for it.
+    let chain = Promise.resolve();
+    const step = (fn) => (chain = chain.then(fn).catch((err) => say(`Voice: ${err.message}`)));
+    sock.onPush = (m) => step(async () => {
       if (m.type === "webrtc_sdp" && m.data.type === "offer") {
         if (pc.signalingState === "have-local-offer") return; // ours wins; the server offers again
         await pc.setRemoteDescription(m.data);
         await pc.setLocalDescription(await pc.createAnswer());
         sock.send("webrtc_sdp", { type: "answer", sdp: pc.localDescription.sdp });
       } else if (m.type === "webrtc_ice") {
-        pc.remoteDescription ? pc.addIceCandidate(m.data.candidate).catch(() => {}) : call.pendingICE.push(m.data.candidate);
+        pc.remoteDescription ? await pc.addIceCandidate(m.data.candidate).catch(() => {}) : call.pendingICE.push(m.data.candidate);
       }
-    };
+    });
     sock.onClose = () => endCall();
-    await pc.setLocalDescription(await pc.createOffer());
-    const ans = await sock.request("webrtc_sdp", { type: "offer", sdp: pc.localDescription.sdp });
-    await pc.setRemoteDescription(ans.data);
-    for (const cand of call.pendingICE.splice(0)) pc.addIceCandidate(cand).catch(() => {});
+    await step(async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      const ans = await sock.request("webrtc_sdp", { type: "offer", sdp: pc.localDescription.sdp });
+      await pc.setRemoteDescription(ans.data);
+      for (const cand of call.pendingICE.splice(0)) await pc.addIceCandidate(cand).catch(() => {});
+    });
     $("call").hidden = false;
     $("call-name").textContent = `In ${name}`;
   } catch (err) {

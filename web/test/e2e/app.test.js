@@ -34,7 +34,12 @@ before(async () => {
   const port = await freePort();
   const addr = `127.0.0.1:${port}`;
   base = `http://${addr}`;
-  server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--log-level", "debug"]);
+  // Chromium gathers no loopback candidates, and tests may only use
+  // loopback: media goes through the embedded TURN server on 127.0.0.1.
+  const turn = `127.0.0.1:${await freePort()}`;
+  // The request rate is lifted so a test can fill a channel quickly.
+  server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn,
+    "--request-rate", "100000", "--request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]);
   server.stderr.on("data", (d) => (log += d));
   await new Promise((resolve, reject) => {
     let out = "";
@@ -96,10 +101,12 @@ async function send(p, text) {
 const pages = {};
 
 test("the page loads small and fast", async () => {
-  const p = await page("first");
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const p = await ctx.newPage();
   let bytes = 0;
-  const cdp = await p.context().newCDPSession(p);
+  const cdp = await ctx.newCDPSession(p);
   await cdp.send("Network.enable");
+  await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
   cdp.on("Network.loadingFinished", (e) => (bytes += e.encodedDataLength));
   const t0 = Date.now();
   await p.goto(base + "/", { waitUntil: "load" });
@@ -144,6 +151,9 @@ test("another device of the same user sees the list change live", async () => {
 
 test("a moderator deletes a message and the other page drops it", async () => {
   const { owner, friend } = pages;
+  await owner.click('#community-list li:has-text("Home")');
+  await openGeneral(owner);
+  await owner.waitForSelector('#messages li:has-text("hi owner")');
   await friend.waitForSelector('#messages li:has-text("hi owner")');
   await owner.click('#messages li:has-text("hi owner") button:has-text("delete")');
   await friend.waitForSelector('#messages li:has-text("hi owner")', { state: "detached" });
@@ -177,9 +187,82 @@ test("two people talk in a voice channel", async () => {
       await p.waitForTimeout(200);
       now = await inboundBytes(p);
     }
+    if (now <= 2000) {
+      console.log(await p.evaluate(async () => {
+        const out = [];
+        for (const pc of window.__iotadCalls || []) {
+          out.push(`ice=${pc.iceConnectionState} conn=${pc.connectionState} sig=${pc.signalingState}`);
+          (await pc.getStats()).forEach((r) => {
+            if (r.type === "local-candidate" || r.type === "remote-candidate") out.push(`${r.type} ${r.candidateType} ${r.address}:${r.port} ${r.protocol}`);
+            if (r.type === "candidate-pair") out.push(`pair ${r.state} nominated=${r.nominated}`);
+          });
+        }
+        return out.join("\n");
+      }));
+      console.log(log.split("\n").filter((l) => /call|peer|renegotiat|track|WARN|ERROR/.test(l)).join("\n"));
+    }
     assert.ok(now > 2000, `inbound audio bytes ${now}`);
   }
+  for (const p of [owner, friend]) {
+    await p.waitForFunction(() => document.querySelectorAll(".voice-users li").length === 2);
+  }
   await owner.screenshot({ path: join(shots, "voice.png") });
+});
+
+test("unread marks for channels one is not looking at", async () => {
+  const { owner, friend } = pages;
+  await owner.click("#admin-button");
+  await owner.fill('#admin input[aria-label="Channel name"]', "random");
+  await owner.fill('#admin input[aria-label="Category path"]', "General");
+  await owner.click('#admin button:has-text("Create")');
+  await friend.waitForSelector('#tree span:has-text("# random")');
+  await openGeneral(owner);
+  await friend.click('#tree span:has-text("# random")');
+  await send(friend, "over here");
+  await owner.waitForSelector('#tree li.unread span:has-text("# random")');
+  await owner.click('#tree span:has-text("# random")');
+  await owner.waitForSelector('#messages li:has-text("over here")');
+  assert.equal(await owner.locator("#tree li.unread").count(), 0);
+});
+
+test("10,000 messages scroll without loading them all", async () => {
+  const { owner } = pages;
+  // Fill the channel from inside the page with the page's own crypto.
+  await owner.evaluate(async (keyText) => {
+    const c = await import("/crypto.js");
+    const me = c.parseKeyFile(keyText);
+    const ws = new WebSocket(`ws://${location.host}/`);
+    await new Promise((r) => (ws.onopen = r));
+    const replies = new Map();
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      replies.get(m.id)?.(m);
+    };
+    const req = (type, data) => new Promise((r) => {
+      const id = crypto.randomUUID();
+      replies.set(id, r);
+      ws.send(JSON.stringify({ type, id, data }));
+    });
+    const ch = await req("identification", { user_id: me.userID });
+    await req("challenge_response", { challenge: await c.openChallenge(me.privateKey, ch.data) });
+    for (let i = 0; i < 10000; i++) {
+      ws.send(JSON.stringify({ type: "function", data: { codec: "text", path: "General", name: "random", function: "send_message", payload: { message: `flood ${i}` } } }));
+    }
+    await req("function", { codec: "text", path: "General", name: "random", function: "get_messages", payload: { amount: 1 } });
+    ws.close();
+  }, ownerKey);
+  await openGeneral(owner);
+  await owner.click('#tree span:has-text("# random")');
+  await owner.waitForSelector('#messages li:has-text("flood 9999")');
+  for (let i = 0; i < 12; i++) {
+    const first = await owner.locator("#messages li").first().getAttribute("data-id");
+    await owner.evaluate(() => { const m = document.getElementById("messages"); m.scrollTop = 0; m.dispatchEvent(new Event("scroll")); });
+    await owner.waitForFunction((f) => document.querySelector("#messages li")?.dataset.id !== f, first);
+  }
+  const nodes = await owner.locator("#messages li").count();
+  assert.ok(nodes <= 300, `${nodes} message nodes in the page`);
+  const oldest = await owner.locator("#messages li .body").first().textContent();
+  assert.ok(Number(oldest.split(" ")[1]) < 9400, `after 12 pages up the oldest shown is ${oldest}`);
 });
 
 test("the administration view", async () => {
