@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 go test -race -count=1 -timeout 20m ./...
 # The web client's own tests (its crypto against the shared vectors).
-node --test web/test/
+node --test web/test/crypto.test.js
 # The web client in a real Chromium (installed by the script if missing).
 bash scripts/browser-test.sh
