@@ -344,7 +344,13 @@ function renderTree() {
         const users = el("ul", { className: "voice-users" });
         for (const [uid, u] of Object.entries(ch.data.active_users || {})) {
           const speaking = com.speaking?.has(uid);
-          users.append(el("li", { className: speaking ? "speaking" : "", textContent: `${short(uid)}${u.state !== "active" ? ` (${u.state})` : ""}` }));
+          const li = el("li", { className: speaking ? "speaking" : "", textContent: `${short(uid)}${u.state !== "active" ? ` (${u.state})` : ""}` });
+          if (u.streaming && uid !== state.me.userID && call.sock) {
+            const watch = el("button", { textContent: "watch", ariaLabel: `Watch ${short(uid)}'s screen` });
+            watch.onclick = () => call.sock.request("watch_stream", { user_id: uid }).catch((err) => say(explain(err)));
+            li.append(watch);
+          }
+          users.append(li);
         }
         li.append(users);
       }
@@ -495,6 +501,14 @@ async function joinVoice(com, path, name) {
     for (const track of call.stream.getAudioTracks()) pc.addTrack(track, call.stream);
     pc.onicecandidate = (ev) => ev.candidate && sock.send("webrtc_ice", { candidate: ev.candidate.toJSON() });
     pc.ontrack = (ev) => {
+      if (ev.track.kind === "video") {
+        const v = el("video", { autoplay: true, playsInline: true, muted: true });
+        v.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+        call.audio.set(ev.track.id, v);
+        $("screens").append(v);
+        ev.track.onended = () => v.remove();
+        return;
+      }
       const a = el("audio", { autoplay: true, muted: call.deafened });
       a.srcObject = ev.streams[0] || new MediaStream([ev.track]);
       call.audio.set(ev.track.id, a);
@@ -515,12 +529,13 @@ async function joinVoice(com, path, name) {
       }
     });
     sock.onClose = () => endCall();
-    await step(async () => {
+    call.offer = () => step(async () => {
       await pc.setLocalDescription(await pc.createOffer());
       const ans = await sock.request("webrtc_sdp", { type: "offer", sdp: pc.localDescription.sdp });
       await pc.setRemoteDescription(ans.data);
       for (const cand of call.pendingICE.splice(0)) await pc.addIceCandidate(cand).catch(() => {});
     });
+    await call.offer();
     $("call").hidden = false;
     $("call-name").textContent = `In ${name}`;
   } catch (err) {
@@ -529,7 +544,34 @@ async function joinVoice(com, path, name) {
   }
 }
 
+// shareScreen starts or stops sharing a screen in the call.
+async function shareScreen() {
+  if (!call.pc) return;
+  if (call.screen) {
+    call.screen.getTracks().forEach((t) => t.stop());
+    call.pc.removeTrack(call.screenSender);
+    call.screen = null;
+    $("share").textContent = "Share screen";
+    await call.sock.request("end_stream", {}).catch((err) => say(explain(err)));
+    return call.offer();
+  }
+  try {
+    await call.sock.request("start_stream", {});
+    call.screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    call.screenSender = call.pc.addTrack(call.screen.getVideoTracks()[0], call.screen);
+    call.screen.getVideoTracks()[0].onended = () => call.screen && shareScreen();
+    $("share").textContent = "Stop sharing";
+    await call.offer();
+  } catch (err) {
+    say(err.type ? explain(err) : `Screen share: ${err.message}`);
+  }
+}
+
 function endCall() {
+  call.screen?.getTracks().forEach((t) => t.stop());
+  call.screen = null;
+  $("screens").replaceChildren();
+  $("share").textContent = "Share screen";
   call.pc?.close();
   call.stream?.getTracks().forEach((t) => t.stop());
   for (const a of call.audio.values()) a.remove();
@@ -583,6 +625,42 @@ async function renderAdmin() {
     if (r) (link.value = r.data.payload.invite), navigator.clipboard?.writeText(link.value).catch(() => {});
   };
   box.append(inv);
+
+  // Every channel, with rename, move and delete.
+  const channels = el("table", {}, el("tr", {}, ...["channel", "kind", ""].map((h) => el("th", { textContent: h }))));
+  const listChannels = (obj, path) => {
+    for (const [name, ch] of Object.entries(obj)) {
+      const full = path ? `${path}/${name}` : name;
+      const rename = el("button", { textContent: "rename" });
+      rename.onclick = () => {
+        const to = prompt(`Rename ${full} to`, name);
+        if (to) com.root("rename_channel", { path, name, new_name: to }).then(() => renderAdmin(), fail);
+      };
+      const move = el("button", { textContent: "move" });
+      move.onclick = () => {
+        const to = prompt(`Move ${full} into which category? (empty: the top)`, path);
+        if (to !== null) com.root("move_channel", { path, name, new_path: to }).then(() => renderAdmin(), fail);
+      };
+      const del = el("button", { textContent: "delete" });
+      del.onclick = () => confirm(`Delete ${full}?`) && com.root("delete_channel", { path, name }).then(() => renderAdmin(), fail);
+      channels.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), el("td", {}, rename, move, del)));
+      if (ch.codec === "category") listChannels(ch.data, full);
+    }
+  };
+  listChannels(com.tree, "");
+  box.append(el("h3", { textContent: "Channels" }), channels);
+
+  const invites = await com.root("list_invites").catch(() => null);
+  if (invites) {
+    const table = el("table", {}, el("tr", {}, ...["invite", "used", "expires", ""].map((h) => el("th", { textContent: h }))));
+    for (const i of invites.data.payload.invites) {
+      const revoke = el("button", { textContent: "revoke", disabled: !!i.revoked });
+      revoke.onclick = () => com.root("revoke_invite", { invite_id: i.invite_id }).then(() => renderAdmin(), fail);
+      table.append(el("tr", {}, el("td", { textContent: i.invite_id.slice(0, 8) }), el("td", { textContent: `${i.uses}/${i.max_uses}` }),
+        el("td", { textContent: i.revoked ? "revoked" : new Date(i.expires_at).toLocaleString() }), el("td", {}, revoke)));
+    }
+    box.append(el("h3", { textContent: "Invites" }), table);
+  }
 
   const members = await com.root("list_members").catch(fail);
   if (members) {
@@ -669,6 +747,7 @@ function wire() {
   $("mute").onclick = () => ((call.muted = !call.muted), setVoiceState());
   $("deafen").onclick = () => ((call.deafened = !call.deafened), setVoiceState());
   $("hangup").onclick = () => leaveVoice();
+  $("share").onclick = () => shareScreen();
   $("admin-button").onclick = () => renderAdmin();
   $("forget").onclick = async () => {
     await forgetKey();

@@ -57,7 +57,7 @@ before(async () => {
     executablePath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required"],
+      "--autoplay-policy=no-user-gesture-required", "--auto-select-desktop-capture-source=Entire screen", "--auto-accept-this-tab-capture"],
   });
 });
 
@@ -207,6 +207,20 @@ test("two people talk in a voice channel", async () => {
     await p.waitForFunction(() => document.querySelectorAll(".voice-users li").length === 2);
   }
   await owner.screenshot({ path: join(shots, "voice.png") });
+});
+
+test("a screen share reaches a watcher", async () => {
+  const { owner, friend } = pages;
+  await owner.click("#share");
+  await owner.waitForSelector('#share:has-text("Stop sharing")');
+  await friend.waitForSelector('.voice-users button:has-text("watch")');
+  await friend.click('.voice-users button:has-text("watch")');
+  await friend.waitForFunction(() => {
+    const v = document.querySelector("#screens video");
+    return v && v.videoWidth > 0;
+  }, null, { timeout: 20000 });
+  await friend.screenshot({ path: join(shots, "screen-share.png") });
+  await owner.click("#share");
 });
 
 test("unread marks for channels one is not looking at", async () => {
