@@ -582,7 +582,9 @@ func TestShutdownClosesSockets(t *testing.T) {
 // TestSilentPeerIsDropped: a client that answers no ping is dropped after
 // two ping intervals; one that does stays.
 func TestSilentPeerIsDropped(t *testing.T) {
-	env := newEnv(t, func(c *api.Config) { c.Socket.PingInterval = 100 * time.Millisecond })
+	// Generous margins: under -race on a loaded 2-core machine a pong can
+	// take a while even from a client that reads all the time.
+	env := newEnv(t, func(c *api.Config) { c.Socket.PingInterval = 500 * time.Millisecond })
 	u := env.newUser()
 	alive := env.iota(u) // the client answers pings while it reads
 	silent, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
@@ -592,7 +594,7 @@ func TestSilentPeerIsDropped(t *testing.T) {
 	defer silent.Close()
 	// Not reading means not answering pings; after 2 intervals and a
 	// grace second the server cuts the connection.
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		if _, _, err := silent.ReadMessage(); err != nil {

@@ -247,7 +247,15 @@ class Community {
       return;
     }
     say("Connection lost; reconnecting…");
-    setTimeout(() => this.connect().then(() => { say(""); if (state.current === this) render(); }, () => this.closed(ev)), (this.backoff = Math.min(this.backoff * 2, 15000)));
+    setTimeout(() => this.connect().then(() => this.resumed(), () => this.closed(ev)), (this.backoff = Math.min(this.backoff * 2, 15000)));
+  }
+  // resumed puts the page back where it was: the tree, and the open
+  // channel with what was said while the connection was down.
+  resumed() {
+    say("");
+    if (state.current !== this) return;
+    render();
+    if (view.com === this && view.channel) view.open(this, view.channel.path, view.channel.name);
   }
   fn(path, name, codec, func, payload) {
     return this.sock.request("function", { codec, path, name, function: func, payload: payload || {} });

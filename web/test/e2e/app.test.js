@@ -16,7 +16,7 @@ const shots = process.env.SCREENSHOTS || join(tmpdir(), "iotad-screenshots");
 mkdirSync(shots, { recursive: true });
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
-let server, base, data, invites = [], ownerKey, browser, log = "";
+let server, startServer, base, data, invites = [], ownerKey, browser, log = "";
 
 function freePort() {
   return new Promise((resolve) => {
@@ -37,21 +37,24 @@ before(async () => {
   // Chromium gathers no loopback candidates, and tests may only use
   // loopback: media goes through the embedded TURN server on 127.0.0.1.
   const turn = `127.0.0.1:${await freePort()}`;
-  // The request rate is lifted so a test can fill a channel quickly.
-  server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn,
-    "--request-rate", "100000", "--request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]);
-  server.stderr.on("data", (d) => (log += d));
-  await new Promise((resolve, reject) => {
-    let out = "";
-    server.stdout.on("data", (d) => {
-      out += d;
-      if (out.includes("iotad is listening")) {
-        invites = out.split("\n").filter((l) => l.startsWith("tensamin://"));
-        resolve();
-      }
+  startServer = () => {
+    // The request rate is lifted so a test can fill a channel quickly.
+    server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn,
+      "--request-rate", "100000", "--request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]);
+    server.stderr.on("data", (d) => (log += d));
+    return new Promise((resolve, reject) => {
+      let out = "";
+      server.stdout.on("data", (d) => {
+        out += d;
+        if (out.includes("iotad is listening")) {
+          if (!invites.length) invites = out.split("\n").filter((l) => l.startsWith("tensamin://"));
+          resolve();
+        }
+      });
+      server.on("exit", (code) => reject(new Error(`iotad exited with ${code}`)));
     });
-    server.on("exit", (code) => reject(new Error(`iotad exited with ${code}`)));
-  });
+  };
+  await startServer();
   ownerKey = readFileSync(join(data, "owner.tu"), "utf8");
   browser = await chromium.launch({
     executablePath,
@@ -277,6 +280,60 @@ test("10,000 messages scroll without loading them all", async () => {
   assert.ok(nodes <= 300, `${nodes} message nodes in the page`);
   const oldest = await owner.locator("#messages li .body").first().textContent();
   assert.ok(Number(oldest.split(" ")[1]) < 9400, `after 12 pages up the oldest shown is ${oldest}`);
+});
+
+test("errors are shown in words", async () => {
+  // A newcomer tries the owner invite, which was bound to the owner and spent.
+  const token = execFileSync(bin, ["token", "create", "--data", data, "--uses", "1"]).toString().trim();
+  const p = await page("newcomer");
+  await p.click("summary");
+  await p.fill("#token", token);
+  await p.click("#register-button");
+  await p.waitForSelector("#app:not([hidden])");
+  await p.fill("#invite", invites[0]);
+  await p.click("#add-community button");
+  await p.waitForFunction(() => document.getElementById("status").textContent.includes("That invite does not work"));
+  await p.context().close();
+});
+
+test("the page reconnects after the server restarts and resumes the channel", async () => {
+  const { owner, friend } = pages;
+  await owner.click('#community-list li:has-text("Home")');
+  await openGeneral(owner);
+  await friend.click('#tree span:has-text("# general")');
+  await new Promise((resolve) => (server.once("exit", resolve), server.kill()));
+  await owner.waitForFunction(() => document.getElementById("status").textContent.includes("reconnecting"));
+  await startServer();
+  await friend.waitForFunction(() => !document.getElementById("status").textContent.includes("reconnecting"), null, { timeout: 30000 });
+  await owner.waitForFunction(() => !document.getElementById("status").textContent.includes("reconnecting"), null, { timeout: 30000 });
+  await send(friend, "after the restart");
+  await owner.waitForSelector('#messages li:has-text("after the restart")');
+});
+
+test("a phone-sized screen and the keyboard alone", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 800 } });
+  const p = await ctx.newPage();
+  await p.goto(base + "/");
+  await p.waitForSelector("#login:not([hidden])");
+  await p.focus("#keytext");
+  await p.keyboard.type(ownerKey.trim());
+  await p.keyboard.press("Tab"); // the remember box
+  await p.keyboard.press("Tab"); // the button
+  await p.keyboard.press("Enter");
+  await p.waitForSelector("#app:not([hidden])");
+  await p.focus('#community-list li:has-text("Home")');
+  await p.keyboard.press("Enter");
+  await p.waitForSelector('#tree span:has-text("# general")');
+  await p.focus('#tree span:has-text("# general")');
+  await p.keyboard.press("Enter");
+  await p.waitForSelector("#composer:not([hidden])");
+  await p.keyboard.type("typed on a phone");
+  await p.keyboard.press("Enter");
+  await p.waitForSelector('#messages li:has-text("typed on a phone")');
+  const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  await p.screenshot({ path: join(shots, "phone.png"), fullPage: true });
+  await ctx.close();
 });
 
 test("the administration view", async () => {
