@@ -139,6 +139,9 @@ test("two people join with invites and chat both ways", async () => {
   await joinWith(friend, invites[1], "Friends");
   await openGeneral(friend);
   await friend.waitForSelector('#messages li:has-text("hello from the owner")');
+  await friend.type("#message", "hi o");
+  await owner.waitForFunction(() => document.getElementById("typing").textContent.includes("is typing"));
+  await friend.fill("#message", "");
   await send(friend, "hi owner");
   await owner.waitForSelector('#messages li:has-text("hi owner")');
   await owner.screenshot({ path: join(shots, "channel.png") });
@@ -150,6 +153,9 @@ test("another device of the same user sees the list change live", async () => {
   await laptop.waitForSelector('#community-list li:has-text("Home")');
   await joinWith(pages.owner, invites[1], "Second entry");
   await laptop.waitForSelector('#community-list li:has-text("Second entry")');
+  await joinWith(pages.owner, invites[1], "Third entry");
+  await laptop.click('#community-list li:has-text("Third entry") button');
+  await pages.owner.waitForSelector('#community-list li:has-text("Third entry")', { state: "detached" });
 });
 
 test("a moderator deletes a message and the other page drops it", async () => {

@@ -1,0 +1,59 @@
+package web
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestHandler(t *testing.T) {
+	h := Handler()
+	for _, tc := range []struct {
+		path, ctype string
+	}{
+		{"/", "text/html; charset=utf-8"},
+		{"/app.js", "text/javascript; charset=utf-8"},
+		{"/crypto.js", "text/javascript; charset=utf-8"},
+		{"/vendor/noble-x448.js", "text/javascript; charset=utf-8"},
+		{"/app.css", "text/css; charset=utf-8"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		res := rec.Result()
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != tc.ctype {
+			t.Fatalf("%s: %d %q", tc.path, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		csp := res.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+			t.Fatalf("%s: CSP %q", tc.path, csp)
+		}
+		etag := res.Header.Get("ETag")
+		req := httptest.NewRequest("GET", tc.path, nil)
+		req.Header.Set("If-None-Match", etag)
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotModified {
+			t.Fatalf("%s: revalidation with its ETag gave %d", tc.path, rec.Code)
+		}
+	}
+	req := httptest.NewRequest("GET", "/app.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil || rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("gzip: %v", err)
+	}
+	body, _ := io.ReadAll(zr)
+	if !strings.Contains(string(body), "import * as c from") {
+		t.Fatal("gzipped app.js does not decompress to app.js")
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/web.go", nil))
+	if rec.Code != 404 {
+		t.Fatalf("a file that is not part of the page: %d", rec.Code)
+	}
+}
