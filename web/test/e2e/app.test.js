@@ -214,6 +214,8 @@ test("two people talk in a voice channel", async () => {
   }
   for (const p of [owner, friend]) {
     await p.waitForFunction(() => document.querySelectorAll(".voice-users li").length === 2);
+    // Chromium's fake microphone beeps: the audio level lights the speaker up.
+    await p.waitForSelector(".voice-users li.speaking");
   }
   await owner.screenshot({ path: join(shots, "voice.png") });
 });
@@ -348,6 +350,17 @@ test("the administration view", async () => {
   await owner.waitForSelector("#admin:not([hidden]) table");
   await owner.click('#admin button:has-text("Create invite")');
   await owner.waitForFunction(() => document.querySelector(".invite-link")?.value.startsWith("tensamin://"));
+  // Rename, move and delete a channel through the page's dialogs.
+  const answers = ["renamed", "", "ok"];
+  owner.on("dialog", (d) => d.accept(answers.shift()));
+  const row = (name) => `#admin tr:has(td:text-is("${name}"))`;
+  await owner.click(`${row("General/random")} button:has-text("rename")`);
+  await owner.waitForSelector(row("General/renamed"));
+  await owner.click(`${row("General/renamed")} button:has-text("move")`);
+  await owner.waitForSelector(row("renamed"));
+  await owner.click(`${row("renamed")} button:has-text("delete")`);
+  await owner.waitForSelector(row("renamed"), { state: "detached" });
+  await pages.friend.waitForSelector('#tree span:has-text("renamed")', { state: "detached" });
   await owner.screenshot({ path: join(shots, "admin.png") });
 });
 
