@@ -335,6 +335,8 @@ test("a phone-sized screen and the keyboard alone", async () => {
   await p.focus('#tree span:has-text("# general")');
   await p.keyboard.press("Enter");
   await p.waitForSelector("#composer:not([hidden])");
+  // Opening a channel puts the focus in the composer once its history is in.
+  await p.waitForFunction(() => document.activeElement?.id === "message");
   await p.keyboard.type("typed on a phone");
   await p.keyboard.press("Enter");
   await p.waitForSelector('#messages li:has-text("typed on a phone")');
