@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -52,12 +51,6 @@ func TestIotaListRoundTrip(t *testing.T) {
 		t.Fatalf("remove: %d %v", v, err)
 	}
 	// Remove by the sealed address as stored.
-	raw := decode[struct {
-		Communities []struct {
-			Address string `json:"community_address"`
-		} `json:"communities"`
-	}](t, m)
-	_ = raw
 	all, err := c.Request(ctx, "get_communities", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -567,8 +560,6 @@ func TestOriginCheck(t *testing.T) {
 	}
 	c.Close()
 }
-
-var _ = json.Valid
 
 // TestShutdownClosesSockets: a shutdown tells every socket 1001.
 func TestShutdownClosesSockets(t *testing.T) {
