@@ -11,27 +11,31 @@ import (
 	"io"
 )
 
-// challengeInfo is the HKDF info of the Tensamin client's challenge scheme.
+// challengeInfo is the HKDF info of the Tensamin client's challenge scheme;
+// it must stay byte for byte what the client uses.
 const challengeInfo = "x448-aes-gcm-no-overhead"
 
-// ChallengeTextLen is how many characters a challenge plaintext has.
-const ChallengeTextLen = 32
+// challengeTextLen is how many characters a challenge plaintext has.
+const challengeTextLen = 32
 
-const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+// challengeAlphabet is [A-Za-z0-9]; 62 letters.
+const challengeAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// ChallengeKey derives the AES-256-GCM key and nonce from an X448 shared
-// secret. The nonce is fixed per key pair, which is why the server seals
-// every challenge under a fresh ephemeral key.
+// ChallengeKey derives the AES-256-GCM key and nonce of a challenge from an
+// X448 shared secret. The nonce is fixed per key pair, which is why the
+// server must seal every challenge under a fresh ephemeral key.
 func ChallengeKey(shared [KeySize]byte) (key [32]byte, nonce [12]byte) {
-	okm, err := hkdf.Key(sha256.New, shared[:], nil, challengeInfo, 44)
+	okm, err := hkdf.Key(sha256.New, shared[:], nil, challengeInfo, len(key)+len(nonce))
 	if err != nil {
-		panic("crypto: hkdf with a fixed length cannot fail: " + err.Error())
+		// Only a length over 255 hash sizes fails, and 44 is a constant.
+		panic("crypto: hkdf: " + err.Error())
 	}
-	copy(key[:], okm[:32])
-	copy(nonce[:], okm[32:])
+	copy(key[:], okm[:len(key)])
+	copy(nonce[:], okm[len(key):])
 	return key, nonce
 }
 
+// challengeAEAD is the cipher and nonce both sides of a challenge derive.
 func challengeAEAD(priv PrivateKey, pub PublicKey) (cipher.AEAD, []byte, error) {
 	shared, err := SharedSecret(priv, pub)
 	if err != nil {
@@ -49,8 +53,10 @@ func challengeAEAD(priv PrivateKey, pub PublicKey) (cipher.AEAD, []byte, error) 
 	return aead, nonce[:], nil
 }
 
-// SealChallenge seals plaintext from the server's (ephemeral) key to the
-// user's public key: base64(ciphertext‖tag), no nonce on the wire.
+// SealChallenge seals plaintext from the server's ephemeral key to the
+// user's public key: standard base64 of ciphertext‖tag, no nonce on the wire
+// (both sides derive it), no additional data. A low-order userPub is
+// ErrLowOrder.
 func SealChallenge(serverPriv PrivateKey, userPub PublicKey, plaintext []byte) (string, error) {
 	aead, nonce, err := challengeAEAD(serverPriv, userPub)
 	if err != nil {
@@ -59,42 +65,49 @@ func SealChallenge(serverPriv PrivateKey, userPub PublicKey, plaintext []byte) (
 	return base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plaintext, nil)), nil
 }
 
-// OpenChallenge is the user's side of SealChallenge.
+// OpenChallenge is the user's side of SealChallenge. sealed may be in any
+// base64 form DecodeKey accepts. Every failure wraps ErrBadChallenge; a
+// low-order serverPub wraps ErrLowOrder too.
 func OpenChallenge(userPriv PrivateKey, serverPub PublicKey, sealed string) ([]byte, error) {
 	aead, nonce, err := challengeAEAD(userPriv, serverPub)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrBadChallenge, err)
 	}
 	ct, err := decodeBase64(sealed)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not base64", ErrBadChallenge)
+		return nil, fmt.Errorf("%w: %v", ErrBadChallenge, err)
 	}
 	plain, err := aead.Open(nil, nonce, ct, nil)
 	if err != nil {
-		return nil, ErrBadChallenge
+		return nil, fmt.Errorf("%w: authentication failed", ErrBadChallenge)
 	}
 	return plain, nil
 }
 
-// NewChallengeText returns 32 uniformly random characters from [A-Za-z0-9].
+// NewChallengeText returns 32 characters drawn uniformly from [A-Za-z0-9].
 func NewChallengeText(rand io.Reader) (string, error) {
-	out := make([]byte, 0, ChallengeTextLen)
-	var buf [64]byte
-	for len(out) < ChallengeTextLen {
-		if _, err := io.ReadFull(rand, buf[:]); err != nil {
-			return "", fmt.Errorf("crypto: challenge: %w", err)
+	out := make([]byte, 0, challengeTextLen)
+	var buf [challengeTextLen]byte
+	for len(out) < challengeTextLen {
+		// Read only what is still missing, so no random byte is wasted.
+		chunk := buf[:challengeTextLen-len(out)]
+		if _, err := io.ReadFull(rand, chunk); err != nil {
+			return "", fmt.Errorf("crypto: challenge text: %w", err)
 		}
-		for _, b := range buf {
-			// 248 = 4*62: bytes above it would favour the first letters.
-			if b < 248 && len(out) < ChallengeTextLen {
-				out = append(out, alphabet[b%62])
+		for _, b := range chunk {
+			// 248 = 4*62: taking b%62 of the bytes above it would favour the
+			// first eight letters, so they are thrown away instead.
+			if b < 248 {
+				out = append(out, challengeAlphabet[b%62])
 			}
 		}
 	}
 	return string(out), nil
 }
 
-// AnswerEqual compares a challenge answer in constant time.
+// AnswerEqual compares a challenge answer with the plaintext in constant
+// time, so the comparison leaks no prefix length. Different lengths are
+// unequal.
 func AnswerEqual(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

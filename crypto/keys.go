@@ -1,6 +1,7 @@
 // Package crypto holds iotad's cryptography as pure functions: X448 keys,
-// login challenges, member keys and proofs, call tickets and key files
-// (PROTOCOL §3). Nothing here does I/O; randomness comes in as an io.Reader.
+// login challenges, member keys and proofs, call tickets, secrets and
+// Tensamin key files (PROTOCOL §3). Nothing here does I/O; randomness comes
+// in as an io.Reader, so tests can make it deterministic.
 //
 // Sealing of Iota data lives in crypto/seal, apart, so that the server's
 // iota package cannot even import the half that opens it.
@@ -16,27 +17,37 @@ import (
 	"github.com/cloudflare/circl/dh/x448"
 )
 
-// KeySize is the size of an X448 private scalar and public u-coordinate.
+// KeySize is the size in bytes of an X448 private scalar and of a public
+// u-coordinate.
 const KeySize = 56
 
-// PublicKey is an X448 public key.
+// PublicKey is an X448 public key (a u-coordinate, little-endian).
 type PublicKey [KeySize]byte
 
-// PrivateKey is an X448 private key. It has no String method on purpose, so
-// that it cannot end up in a log line by accident.
+// PrivateKey is an X448 private key, kept unclamped as generated so that it
+// round-trips through Tensamin key files byte for byte. It has no String
+// method on purpose: a private key cannot end up in a log line through %v
+// by accident. EncodePrivateKey is the deliberate way to write one out.
 type PrivateKey [KeySize]byte
 
-// Errors of this package.
+// Sentinel errors of this package; errors returned here wrap one of them.
 var (
-	ErrMalformedKey     = errors.New("malformed key: want 56 bytes in base64")
-	ErrLowOrder         = errors.New("public key is a low-order point")
-	ErrBadChallenge     = errors.New("challenge does not open with this key")
-	ErrMalformedKeyFile = errors.New("malformed key file: want <user_id>::<base64 private key>")
-	ErrBadTicket        = errors.New("call ticket is not valid")
-	ErrTicketExpired    = errors.New("call ticket expired")
+	// ErrMalformedKey: not base64 in any accepted form, or not 56 bytes.
+	ErrMalformedKey = errors.New("malformed key")
+	// ErrLowOrder: the public key is a low-order point, so the shared secret
+	// would be all zeros whatever the private key.
+	ErrLowOrder = errors.New("public key is a low-order point")
+	// ErrBadChallenge: a sealed challenge does not open with these keys.
+	ErrBadChallenge = errors.New("challenge does not open with this key")
+	// ErrMalformedKeyFile: not a one-line <user_id>::<base64 private key>.
+	ErrMalformedKeyFile = errors.New("malformed key file")
+	// ErrBadTicket: a call ticket is not one we signed.
+	ErrBadTicket = errors.New("call ticket is not valid")
+	// ErrTicketExpired: a genuine call ticket whose time is up.
+	ErrTicketExpired = errors.New("call ticket expired")
 )
 
-// GenerateKey makes a new X448 key pair.
+// GenerateKey makes a new X448 key pair from KeySize bytes of rand.
 func GenerateKey(rand io.Reader) (PublicKey, PrivateKey, error) {
 	var priv PrivateKey
 	if _, err := io.ReadFull(rand, priv[:]); err != nil {
@@ -47,44 +58,55 @@ func GenerateKey(rand io.Reader) (PublicKey, PrivateKey, error) {
 
 // Public returns the public half of k.
 func (k PrivateKey) Public() PublicKey {
-	var pub, sec x448.Key
-	sec = x448.Key(k)
+	var pub x448.Key
+	sec := x448.Key(k)
+	// circl clamps the scalar (RFC 7748) on its own copy; k stays as stored.
 	x448.KeyGen(&pub, &sec)
 	return PublicKey(pub)
 }
 
-// String is the key in standard base64 with padding, as on the wire.
+// String is the key in standard base64 with padding, its form on the wire
+// and in files.
 func (k PublicKey) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
 
-// EncodePrivateKey is the private key in standard base64 with padding.
+// EncodePrivateKey is the private key in standard base64 with padding, as in
+// a key file.
 func EncodePrivateKey(k PrivateKey) string { return base64.StdEncoding.EncodeToString(k[:]) }
 
-// decodeBase64 accepts standard and URL-safe base64, padded or not.
+// decodeBase64 accepts standard and URL-safe base64, padded or not, because
+// clients send all four. Strict decoding and the refusal of inner line breaks
+// (which the decoder would otherwise skip) leave one text per value and form.
 func decodeBase64(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
-	enc := base64.StdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.URLEncoding
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break inside base64")
 	}
-	if !strings.HasSuffix(s, "=") && len(s)%4 != 0 {
-		enc = enc.WithPadding(base64.NoPadding)
+	encodings := [...]*base64.Encoding{
+		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
 	}
-	return enc.Strict().DecodeString(s)
+	for _, enc := range encodings {
+		if b, err := enc.Strict().DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	// The decoder's own error is left out: it adds nothing a caller can act on.
+	return nil, errors.New("not base64")
 }
 
-// DecodeKey decodes a 56-byte key from any of the base64 forms clients send.
+// DecodeKey decodes a 56-byte key from standard or URL-safe base64, padded
+// or not. Surrounding white space is ignored.
 func DecodeKey(s string) ([KeySize]byte, error) {
 	var k [KeySize]byte
 	b, err := decodeBase64(s)
-	if err != nil || len(b) != KeySize {
-		return k, ErrMalformedKey
+	if err != nil {
+		// Never the input in the message: it may be a private key.
+		return k, fmt.Errorf("%w: %v", ErrMalformedKey, err)
 	}
-	copy(k[:], b)
-	return k, nil
+	if len(b) != KeySize {
+		return k, fmt.Errorf("%w: %d bytes, want %d", ErrMalformedKey, len(b), KeySize)
+	}
+	return [KeySize]byte(b), nil
 }
-
-// lowOrderProbe is any valid scalar: a low-order point times it is zero.
-var lowOrderProbe = x448.Key{1: 1, 55: 0x80}
 
 // ParsePublicKey decodes a public key and refuses low-order points, whose
 // shared secret with any key is all zeros.
@@ -94,29 +116,26 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		return PublicKey{}, err
 	}
 	pub := PublicKey(k)
-	if err := CheckPublicKey(pub); err != nil {
+	// Any scalar will do as the probe: circl clamps it to a multiple of the
+	// cofactor, which sends exactly the low-order points to zero.
+	if _, err := SharedSecret(PrivateKey{0: 1}, pub); err != nil {
 		return PublicKey{}, err
 	}
 	return pub, nil
 }
 
-// CheckPublicKey refuses low-order points.
-func CheckPublicKey(pub PublicKey) error {
-	var shared x448.Key
-	p := x448.Key(pub)
-	if !x448.Shared(&shared, &lowOrderProbe, &p) {
-		return ErrLowOrder
-	}
-	return nil
-}
-
-// ParsePrivateKey decodes a private key.
+// ParsePrivateKey decodes a private key. Every 56-byte string is a valid
+// X448 scalar, so only the encoding is checked.
 func ParsePrivateKey(s string) (PrivateKey, error) {
 	k, err := DecodeKey(s)
-	return PrivateKey(k), err
+	if err != nil {
+		return PrivateKey{}, err
+	}
+	return PrivateKey(k), nil
 }
 
-// SharedSecret is X448(priv, pub); an all-zero result is ErrLowOrder.
+// SharedSecret is X448(priv, pub). An all-zero result, which a low-order
+// public key forces whatever priv is, is ErrLowOrder.
 func SharedSecret(priv PrivateKey, pub PublicKey) ([KeySize]byte, error) {
 	var shared x448.Key
 	sec, p := x448.Key(priv), x448.Key(pub)
