@@ -35,22 +35,29 @@ type Member struct {
 	JoinedAt  time.Time
 }
 
-// Member looks up a member (banned ones included).
+// Member looks up a member (banned ones included). Every login and request
+// asks, so its statement stays prepared.
 func (c *Community) Member(ctx context.Context, userID string) (Member, error) {
-	return c.member(ctx, c.svc.db.Read, userID)
+	return scanMember(userID, c.svc.db.ReadRow(ctx, memberQuery, c.ID, userID))
 }
 
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// member is Member inside a transaction.
 func (c *Community) member(ctx context.Context, q queryer, userID string) (Member, error) {
+	return scanMember(userID, q.QueryRowContext(ctx, memberQuery, c.ID, userID))
+}
+
+const memberQuery = `SELECT public_key, role, banned, joined_at FROM members WHERE community_id = ? AND user_id = ?`
+
+func scanMember(userID string, row *sql.Row) (Member, error) {
 	m := Member{UserID: userID}
 	var key []byte
 	var role string
 	var joined int64
-	err := q.QueryRowContext(ctx, `SELECT public_key, role, banned, joined_at FROM members WHERE community_id = ? AND user_id = ?`,
-		c.ID, userID).Scan(&key, &role, &m.Banned, &joined)
+	err := row.Scan(&key, &role, &m.Banned, &joined)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, ErrNotMember
 	}

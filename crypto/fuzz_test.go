@@ -46,6 +46,11 @@ func FuzzDecodeKey(f *testing.F) {
 		if err == nil && pub != PublicKey(k) {
 			t.Fatalf("ParsePublicKey and DecodeKey disagree on %q", s)
 		}
+		// The list of low-order points must say what X448 itself says.
+		_, probe := SharedSecret(PrivateKey{0: 1}, PublicKey(k))
+		if errors.Is(probe, ErrLowOrder) != errors.Is(err, ErrLowOrder) {
+			t.Fatalf("ParsePublicKey(%q) = %v, but X448 gives %v", s, err, probe)
+		}
 	})
 }
 

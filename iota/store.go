@@ -103,7 +103,7 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 	var u User
 	var key []byte
 	var created int64
-	err := s.db.Read.QueryRowContext(ctx, `SELECT id, name, public_key, created_at FROM users WHERE id = ?`, id).
+	err := s.db.ReadRow(ctx, `SELECT id, name, public_key, created_at FROM users WHERE id = ?`, id).
 		Scan(&u.ID, &u.Name, &key, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrUnknownUser

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts a throwaway iotad and measures it from outside with iotad-load:
 # fan-out, logins, voice and idle memory. Output goes to stdout; the numbers
-# in docs/BENCHMARKS.md come from here.
+# in docs/BENCHMARKS.md come from here. Arguments pick steps (fanout, login,
+# voice, idle); none runs them all.
 set -euo pipefail
+steps=" ${*:-fanout login voice idle} "
+want() { [[ $steps == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -19,10 +22,18 @@ for _ in $(seq 100); do curl -sf "http://$addr/healthz" >/dev/null && break; sle
 invite=$("$work/iotad" invite create --data "$work/data" --uses 1000000 2>/dev/null)
 token=$("$work/iotad" token create --data "$work/data" --uses 1000000 2>/dev/null)
 load() { echo "$ iotad-load $*"; "$work/iotad-load" "$@" --pid $pid; echo; }
-for s in 1 4 16; do load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders $s --duration 10s; done
-load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders 4 --rate 50 --duration 10s
-load fanout --url ws://$addr/ --invite "$invite" --members 100 --senders 10 --duration 10s
-load login --url ws://$addr/ --invite "$invite" --members 64 --workers 8 --duration 10s
-for n in 10 25 50; do load voice --url ws://$addr/ --invite "$invite" --peers $n --duration 10s; done
-echo "\$ iotad-load idle --sockets 2000 (Iota sockets)"
-"$work/iotad-load" idle --url ws://$addr/ --token "$token" --sockets 2000
+if want fanout; then
+  for s in 1 4 16; do load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders $s --duration 10s; done
+  load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders 4 --rate 50 --duration 10s
+  load fanout --url ws://$addr/ --invite "$invite" --members 100 --senders 10 --duration 10s
+fi
+if want login; then
+  load login --url ws://$addr/ --invite "$invite" --members 64 --workers 8 --duration 10s
+fi
+if want voice; then
+  for n in 10 25 50; do load voice --url ws://$addr/ --invite "$invite" --peers $n --duration 10s; done
+fi
+if want idle; then
+  echo "\$ iotad-load idle --sockets 2000 (Iota sockets)"
+  "$work/iotad-load" idle --url ws://$addr/ --token "$token" --sockets 2000
+fi

@@ -44,9 +44,10 @@ func (e *ErrorReply) Error() string { return e.Type + ": " + e.Detail }
 
 // Client is one socket to iotad.
 type Client struct {
-	ws      *websocket.Conn
-	pushes  chan Message
-	onFrame func([]byte) bool
+	ws         *websocket.Conn
+	pushes     chan Message
+	onFrame    func([]byte) bool
+	memberKeys *MemberKeyCache
 
 	writeMu sync.Mutex
 
@@ -65,6 +66,10 @@ type Options struct {
 	// OnFrame, when set, sees every frame first; a frame it returns true
 	// for is consumed and not decoded (load tools count frames this way).
 	OnFrame func(frame []byte) bool
+	// MemberKeys, when set, remembers member keys across logins, as the
+	// server does, so that a returning member checks the community's proof
+	// without an X448 operation. Clients may share one.
+	MemberKeys *MemberKeyCache
 }
 
 // Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
@@ -80,11 +85,12 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}
 	c := &Client{
-		ws:      ws,
-		onFrame: opts.OnFrame,
-		pushes:  make(chan Message, opts.PushBuffer),
-		pending: map[string]chan Message{},
-		done:    make(chan struct{}),
+		ws:         ws,
+		onFrame:    opts.OnFrame,
+		memberKeys: opts.MemberKeys,
+		pushes:     make(chan Message, opts.PushBuffer),
+		pending:    map[string]chan Message{},
+		done:       make(chan struct{}),
 	}
 	go c.readLoop()
 	return c, nil

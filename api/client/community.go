@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	icrypto "github.com/iotad/iotad/crypto"
 )
@@ -54,7 +55,7 @@ func (c *Client) LoginCommunity(ctx context.Context, userID string, priv icrypto
 	if pinned != nil && *pinned != cpub {
 		return l, fmt.Errorf("%w: the community's key is not the one in the invite", ErrBadProof)
 	}
-	key, err := icrypto.MemberKeyForUser(priv, cpub)
+	key, err := c.memberKeys.get(priv, cpub)
 	if err != nil || !icrypto.VerifyProof(key, answer, l.Proof) {
 		return l, ErrBadProof
 	}
@@ -86,4 +87,28 @@ func (m Message) Result() (FunctionResult, error) {
 	var r FunctionResult
 	err := m.Decode(&r)
 	return r, err
+}
+
+// MemberKeyCache holds member keys by user key and community key. The zero
+// value is ready; a nil cache computes every key afresh.
+type MemberKeyCache struct {
+	keys sync.Map // [2 * icrypto.KeySize]byte → [32]byte
+}
+
+func (m *MemberKeyCache) get(priv icrypto.PrivateKey, community icrypto.PublicKey) ([32]byte, error) {
+	if m == nil {
+		return icrypto.MemberKeyForUser(priv, community)
+	}
+	var id [2 * icrypto.KeySize]byte
+	copy(id[:], priv[:])
+	copy(id[icrypto.KeySize:], community[:])
+	if k, ok := m.keys.Load(id); ok {
+		return k.([32]byte), nil
+	}
+	k, err := icrypto.MemberKeyForUser(priv, community)
+	if err != nil {
+		return k, err
+	}
+	m.keys.Store(id, k)
+	return k, nil
 }

@@ -65,6 +65,9 @@ func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
 	var firstErr atomic.Value
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	// Members remember their member keys, as the server does, so the load
+	// is the server's login and not the client's X448.
+	opts := &client.Options{MemberKeys: &client.MemberKeyCache{}}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
@@ -73,7 +76,7 @@ func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
 			defer wg.Done()
 			for i := w; runCtx.Err() == nil; i += cfg.Workers {
 				u := users[i%len(users)]
-				c, err := client.Dial(runCtx, cfg.URL, nil)
+				c, err := client.Dial(runCtx, cfg.URL, opts)
 				if err != nil {
 					if runCtx.Err() == nil {
 						firstErr.CompareAndSwap(nil, err)
