@@ -71,19 +71,26 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	sockets *socketServer
+	logins  *loginLimiter
+	sfu     *voice.SFU
 	iota    *iotaAPI
 	iotaEP  *Endpoint
+	page    http.Handler
 	router  chi.Router
-	// community is the community served at "/" (nil when there is none).
-	community   *communityAPI
-	communityEP *Endpoint
-	callsEP     *Endpoint
+	// community is the community served at "/" of the main listener (nil
+	// when there is none).
+	community *communityAPI
+
+	// ownPorts are the ports of every listener Serve accepts on: the page
+	// served by one may open sockets to the others.
+	ownPorts sync.Map // port string → struct{}
 }
 
 // Services are what the server serves.
 type Services struct {
 	Iota *iotasvc.Store
-	// Communities: the first one (if any) is served at "/" and "/ws/calls/".
+	// Communities: the first one (if any) is served at "/" and "/ws/calls/"
+	// of the main listener; the others on listeners of their own.
 	Communities *community.Service
 	// SFU carries the calls' media; nil means call sockets do presence only.
 	SFU *voice.SFU
@@ -91,13 +98,12 @@ type Services struct {
 
 // New wires the routes.
 func New(cfg Config, log *slog.Logger, svc Services) *Server {
-	reg := newRegistry(cfg.MaxConnections)
-	logins := newLoginLimiter(cfg.LoginRate, cfg.LoginBurst)
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	s := &Server{cfg: cfg, log: log}
-	s.sockets = &socketServer{cfg: cfg.Socket, reg: reg, log: log, clock: cfg.Clock}
+	s := &Server{cfg: cfg, log: log, sfu: svc.SFU, page: web.Handler()}
+	s.logins = newLoginLimiter(cfg.LoginRate, cfg.LoginBurst)
+	s.sockets = &socketServer{cfg: cfg.Socket, reg: newRegistry(cfg.MaxConnections), log: log, clock: cfg.Clock}
 	s.sockets.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -106,19 +112,27 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
-	s.iota = newIotaAPI(svc.Iota, logins, log)
+	s.iota = newIotaAPI(svc.Iota, s.logins, log)
 	s.iotaEP = s.iota.endpoint()
 	if cfg.PublicAddr == "" {
-		cfg.PublicAddr = "localhost:1984"
+		s.cfg.PublicAddr = "localhost:1984"
 	}
 	if svc.Communities != nil {
 		if all := svc.Communities.All(); len(all) > 0 {
-			s.community = newCommunityAPI(all[0], logins, log, cfg.PublicAddr, svc.SFU)
-			s.communityEP = s.community.endpoint()
-			s.callsEP = s.community.callsEndpoint()
+			s.community = newCommunityAPI(all[0], s.logins, log, s.cfg.PublicAddr, svc.SFU)
 		}
 	}
+	s.router = s.routes(s.community)
+	return s
+}
 
+// routes is one listener's router: the Iota, the page, and the community
+// it serves at "/" (none when c is nil).
+func (s *Server) routes(c *communityAPI) chi.Router {
+	var communityEP, callsEP *Endpoint
+	if c != nil {
+		communityEP, callsEP = c.endpoint(), c.callsEndpoint()
+	}
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -128,20 +142,19 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w)
 	})
-	if cfg.Pprof {
+	if s.cfg.Pprof {
 		r.HandleFunc("/debug/pprof/*", pprof.Index)
 		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
 	r.Get("/ws/iota", func(w http.ResponseWriter, r *http.Request) {
 		s.sockets.serve(w, r, s.iotaEP)
 	})
-	page := web.Handler()
 	calls := func(w http.ResponseWriter, r *http.Request) {
-		if s.callsEP == nil {
+		if callsEP == nil {
 			http.NotFound(w, r)
 			return
 		}
-		s.sockets.serve(w, r, s.callsEP)
+		s.sockets.serve(w, r, callsEP)
 	}
 	r.Get("/ws/calls/", calls)
 	r.Get("/ws/calls", calls)
@@ -149,51 +162,92 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		// The seed puts the community socket at the root of the address,
 		// where browsers also expect the page: the Upgrade header decides.
 		if websocket.IsWebSocketUpgrade(r) {
-			if s.communityEP == nil {
+			if communityEP == nil {
 				http.Error(w, "no community is served here", http.StatusNotFound)
 				return
 			}
-			s.sockets.serve(w, r, s.communityEP)
+			s.sockets.serve(w, r, communityEP)
 			return
 		}
-		page.ServeHTTP(w, r)
+		s.page.ServeHTTP(w, r)
 	})
-	r.Get("/*", page.ServeHTTP)
-	s.router = r
-	return s
+	r.Get("/*", s.page.ServeHTTP)
+	return r
 }
 
-// Handler is the server's HTTP handler.
+// Handler is the main listener's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// Serve serves on ln until ctx is cancelled, then shuts down in order: stop
-// accepting, close every socket with 1001, wait for writers to drain.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.router,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+// CommunityListener is a community's own address. The seed's community
+// address is host:port with no path, so every community after the first
+// is reached on a port of its own; the page and the Iota are served there
+// too, so that a page opened on any of iotad's ports works.
+type CommunityListener struct {
+	Listener  net.Listener
+	Community *community.Community
+	// PublicAddr is host:port as this community's invites name it.
+	PublicAddr string
+}
+
+// Serve serves the main listener ln and the communities' own listeners
+// until ctx is cancelled, then shuts down in order: stop accepting, close
+// every socket with 1001, wait for writers to drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityListener) error {
+	servers := []*http.Server{s.httpServer(s.router)}
+	listeners := []net.Listener{ln}
+	for _, cl := range own {
+		c := newCommunityAPI(cl.Community, s.logins, s.log, cl.PublicAddr, s.sfu)
+		servers = append(servers, s.httpServer(s.routes(c)))
+		listeners = append(listeners, cl.Listener)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	for _, l := range listeners {
+		if _, port, err := net.SplitHostPort(l.Addr().String()); err == nil {
+			s.ownPorts.Store(port, struct{}{})
+		}
+	}
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(listeners[i]) }()
+	}
+	var firstErr error
 	select {
-	case err := <-errc:
-		return err
+	case firstErr = <-errc:
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	shutdownErr := hs.Shutdown(sctx)
-	s.sockets.reg.closeAll(sctx)
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	var shutdownErrs []error
+	for _, hs := range servers {
+		shutdownErrs = append(shutdownErrs, hs.Shutdown(sctx))
 	}
-	return shutdownErr
+	s.sockets.reg.closeAll(sctx)
+	n := len(servers)
+	if firstErr != nil {
+		n--
+	}
+	for range n {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil && !errors.Is(firstErr, http.ErrServerClosed) {
+		return firstErr
+	}
+	return errors.Join(shutdownErrs...)
 }
 
-// checkOrigin lets non-browser clients (no Origin) and the page's own origin
-// in, plus any origin the operator allowed.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// checkOrigin lets non-browser clients (no Origin) and the page's own
+// origins in (the page as served on any of iotad's listeners), plus any
+// origin the operator allowed.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -206,12 +260,33 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
+	if s.ownOrigin(u, r.Host) {
+		return true
+	}
 	for _, allowed := range s.cfg.AllowedOrigins {
 		if allowed == "*" || strings.EqualFold(allowed, origin) {
 			return true
 		}
 	}
 	return false
+}
+
+// ownOrigin: the same host as the request names, on another of iotad's
+// own ports (a page from the main port joining a community on its own).
+func (s *Server) ownOrigin(origin *url.URL, requestHost string) bool {
+	host, _, err := net.SplitHostPort(requestHost)
+	if err != nil {
+		host = requestHost
+	}
+	if !strings.EqualFold(origin.Hostname(), strings.Trim(host, "[]")) {
+		return false
+	}
+	port := origin.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[origin.Scheme]
+	}
+	_, ok := s.ownPorts.Load(port)
+	return ok
 }
 
 // loginLimiter limits logins per remote address.

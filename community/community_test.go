@@ -68,6 +68,16 @@ func TestKeyFileAndReload(t *testing.T) {
 		t.Fatalf("key file: %v %v", info, err)
 	}
 	tree := string(c.TreeJSON())
+	games, err := s.Create(ctx, "Games")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAddresses(ctx, games, ":1990", "games.example:1990"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetServedAddr(ctx, games, "games.example:1990"); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	s2, err := Open(ctx, d, Options{KeyDir: dir})
 	if err != nil {
@@ -78,7 +88,11 @@ func TestKeyFileAndReload(t *testing.T) {
 	if err != nil || c2.Public != c.Public || string(c2.TreeJSON()) != tree {
 		t.Fatalf("reloaded: %v %s", err, c2.TreeJSON())
 	}
-	if v, _ := d.Version(ctx, "community"); v != 1 {
+	g, err := s2.Get(games.ID)
+	if err != nil || g.ListenAddr != ":1990" || g.PublicAddr != "games.example:1990" || g.ServedAddr != "games.example:1990" {
+		t.Fatalf("reloaded addresses: %v", err)
+	}
+	if v, _ := d.Version(ctx, "community"); v != 2 {
 		t.Fatalf("schema version %d", v)
 	}
 	// A key file that does not match refuses to start.

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -100,7 +102,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		iceServers: opts.ICEServers, ticketSecret: secret, usedTickets: map[[16]byte]time.Time{},
 		byID: map[string]*Community{},
 	}
-	rows, err := d.Read.QueryContext(ctx, `SELECT id, name, public_key FROM communities ORDER BY created_at, id`)
+	rows, err := d.Read.QueryContext(ctx, `SELECT id, name, public_key, listen_addr, public_addr, served_addr FROM communities ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("community: load: %w", err)
 	}
@@ -108,7 +110,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	for rows.Next() {
 		c := &Community{svc: s}
 		var pub []byte
-		if err := rows.Scan(&c.ID, &c.Name, &pub); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &pub, &c.ListenAddr, &c.PublicAddr, &c.ServedAddr); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("community: load: %w", err)
 		}
@@ -207,6 +209,95 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	return c, nil
 }
 
+// SetAddresses sets where c listens and what its invites name (see the
+// Community fields). Call it before serving: a running server reads the
+// fields without a lock.
+func (s *Service) SetAddresses(ctx context.Context, c *Community, listen, public string) error {
+	for _, a := range []string{listen, public} {
+		if a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Errorf("%w: %q is not host:port", ErrInvalidData, a)
+		}
+	}
+	s.mu.RLock()
+	first := len(s.order) > 0 && s.order[0] == c
+	var taken string
+	for _, o := range s.order {
+		if o != c && listen != "" && sameListenAddr(o.ListenAddr, listen) {
+			taken = o.Name
+		}
+	}
+	s.mu.RUnlock()
+	if listen != "" && first {
+		return fmt.Errorf("%w: the first community is served on iotad's main address (serve --addr)", ErrInvalidData)
+	}
+	if listen == "" && !first {
+		return fmt.Errorf("%w: only the first community shares iotad's main address; %q needs an address of its own", ErrInvalidData, c.Name)
+	}
+	if taken != "" {
+		return fmt.Errorf("%w: %q already listens on %s", ErrConflict, taken, listen)
+	}
+	err := s.w.do(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE communities SET listen_addr = ?, public_addr = ? WHERE id = ?`, listen, public, c.ID)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("community: set addresses: %w", err)
+	}
+	c.ListenAddr, c.PublicAddr = listen, public
+	return nil
+}
+
+// SetServedAddr records the address invites name while iotad serve runs,
+// so that the CLI prints the same invite text.
+func (s *Service) SetServedAddr(ctx context.Context, c *Community, addr string) error {
+	if c.ServedAddr == addr {
+		return nil
+	}
+	err := s.w.do(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE communities SET served_addr = ? WHERE id = ?`, addr, c.ID)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("community: record served address: %w", err)
+	}
+	c.ServedAddr = addr
+	return nil
+}
+
+// NextListenAddr proposes a port for a new community: the first from 1985
+// (next to the seed's 1984) that no community listens on.
+func (s *Service) NextListenAddr() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	used := map[string]bool{}
+	for _, c := range s.order {
+		if _, p, err := net.SplitHostPort(c.ListenAddr); err == nil {
+			used[p] = true
+		}
+	}
+	port := 1985
+	for used[strconv.Itoa(port)] {
+		port++
+	}
+	return ":" + strconv.Itoa(port)
+}
+
+// sameListenAddr: ":1985" and "0.0.0.0:1985" bind the same port, so two
+// addresses clash when their ports match and either host is a wildcard
+// or the hosts are equal.
+func sameListenAddr(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ah == bh || wild(ah) || wild(bh)
+}
+
 // Get returns a community by id.
 func (s *Service) Get(id string) (*Community, error) {
 	s.mu.RLock()
@@ -232,6 +323,12 @@ type Community struct {
 	Name   string
 	Public icrypto.PublicKey
 	priv   icrypto.PrivateKey
+	// ListenAddr is the community's own host:port; "" means iotad's main
+	// listener, which only the first community may share.
+	ListenAddr string
+	// PublicAddr is the host:port invites name; "" lets iotad serve derive
+	// it. ServedAddr is the one the running (or last) iotad serve used.
+	PublicAddr, ServedAddr string
 
 	// treeMu orders tree mutations; mu guards the tree, voice state and
 	// the encoded-tree cache.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/iotad/iotad/api"
@@ -12,15 +13,22 @@ import (
 )
 
 func communityCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, rest, err := sub(args, "create", "list")
+	verb, rest, err := sub(args, "create", "list", "addr")
 	if err != nil {
 		return err
 	}
 	fs := newFlags("community "+verb, stderr)
 	data := dataFlag(fs)
-	var name *string
-	if verb == "create" {
+	var name, id, listen, public *string
+	switch verb {
+	case "create":
 		name = fs.String("name", "", "the community's name")
+	case "addr":
+		id = fs.String("community", "", "community id")
+	}
+	if verb != "list" {
+		listen = fs.String("addr", "", "the community's own listen address, host:port (default for a second community: the next port after 1984 that no community uses)")
+		public = fs.String("public-addr", "", "host:port its invites name (default: the host of serve --public-addr and the port of --addr)")
 	}
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -32,23 +40,65 @@ func communityCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer a.Close()
 	switch verb {
 	case "create":
+		first := len(a.communities.All()) == 0
+		if !first && *listen == "" {
+			*listen = a.communities.NextListenAddr()
+		}
 		c, err := a.communities.Create(ctx, *name)
 		if err != nil {
+			return err
+		}
+		if err := a.communities.SetAddresses(ctx, c, *listen, *public); err != nil {
 			return err
 		}
 		if err := c.CreateDefaultChannels(ctx); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, c.ID)
-		if len(a.communities.All()) > 1 {
-			fmt.Fprintln(stderr, "note: `iotad serve` serves the first community at /; this one is kept for a later release that serves several")
+		if first {
+			fmt.Fprintln(stderr, "served on iotad's main address (serve --addr)")
+		} else {
+			fmt.Fprintf(stderr, "served on its own address %s once iotad serve restarts; open that port too\n", c.ListenAddr)
 		}
+	case "addr":
+		c, err := a.communities.Get(*id)
+		if err != nil {
+			return err
+		}
+		if err := a.communities.SetAddresses(ctx, c, *listen, *public); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "takes effect when iotad serve restarts")
 	case "list":
 		for _, c := range a.communities.All() {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", c.ID, c.Public, c.Name)
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", c.ID, c.Public, listenText(c), c.Name)
 		}
 	}
 	return nil
+}
+
+func listenText(c *community.Community) string {
+	if c.ListenAddr == "" {
+		return "main"
+	}
+	return c.ListenAddr
+}
+
+// invitePublicAddr is what an invite printed by the CLI names: the
+// community's public address, else the one the running server uses for
+// it, else localhost and its port.
+func invitePublicAddr(c *community.Community) string {
+	switch {
+	case c.PublicAddr != "":
+		return c.PublicAddr
+	case c.ServedAddr != "":
+		return c.ServedAddr
+	case c.ListenAddr != "":
+		if _, port, err := net.SplitHostPort(c.ListenAddr); err == nil {
+			return net.JoinHostPort("localhost", port)
+		}
+	}
+	return "localhost:1984"
 }
 
 // pickCommunity finds --community, or the first community when it is empty.
@@ -80,7 +130,7 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		expires = fs.Duration("expires", community.DefaultInviteTTL, "how long it is valid")
 		user = fs.String("user", "", "bind the invite to this user id")
 		role = fs.String("role", "member", "what joining makes you: member, moderator, admin or owner")
-		publicAddr = fs.String("public-addr", "localhost:1984", "host:port the invite names")
+		publicAddr = fs.String("public-addr", "", "host:port the invite names (default: where iotad serve serves the community)")
 	case "revoke":
 		id = fs.String("id", "", "the invite id")
 	}
@@ -106,6 +156,9 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		secret, inv, err := c.CreateOperatorInvite(ctx, community.InviteOptions{MaxUses: *uses, TTL: *expires, UserID: *user, Role: r})
 		if err != nil {
 			return err
+		}
+		if *publicAddr == "" {
+			*publicAddr = invitePublicAddr(c)
 		}
 		fmt.Fprintln(stdout, api.InviteText(*publicAddr, secret, c.Public))
 		fmt.Fprintf(stderr, "invite %s: %d use(s) as %s, expires %s\n", inv.ID, inv.MaxUses, inv.Role, inv.ExpiresAt.UTC().Format(time.RFC3339))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -282,4 +283,122 @@ func goroot() string {
 		return strings.TrimSpace(string(out))
 	}
 	return os.Getenv("GOROOT")
+}
+
+// TestSeveralCommunities: every community after the first gets a port of
+// its own (the seed's address has no path), the CLI prints invites that
+// name it, and each port serves its own community.
+func TestSeveralCommunities(t *testing.T) {
+	data := t.TempDir()
+	mainAddr, gamesAddr, laterAddr := freePort(t), freePort(t), freePort(t)
+	create := func(args ...string) string {
+		t.Helper()
+		out, _, err := runCmd(t, append([]string{"community", "create", "--data", data}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	homeID := create("--name", "Home")
+	gamesID := create("--name", "Games", "--addr", gamesAddr)
+	laterID := create("--name", "Later")
+	list, _, _ := runCmd(t, "community", "list", "--data", data)
+	for _, want := range []string{homeID + "\t", "\tmain\tHome", gamesAddr + "\tGames", "\t:1985\tLater"} {
+		if !strings.Contains(list, want) {
+			t.Fatalf("community list lacks %q:\n%s", want, list)
+		}
+	}
+	for _, bad := range [][]string{
+		{"--community", homeID, "--addr", laterAddr},   // the first shares the main listener
+		{"--community", laterID, "--addr", ""},         // the others may not
+		{"--community", laterID, "--addr", gamesAddr},  // taken
+		{"--community", laterID, "--addr", "nonsense"}, // not host:port
+		{"--community", "no-such-id", "--addr", laterAddr},
+	} {
+		if _, _, err := runCmd(t, append([]string{"community", "addr", "--data", data}, bad...)...); err == nil {
+			t.Errorf("community addr %v: no error", bad)
+		}
+	}
+	if _, _, err := runCmd(t, "community", "addr", "--data", data, "--community", laterID, "--addr", laterAddr); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := lineWriter{lines: make(chan string, 100)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", mainAddr, "--media-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	var announced []string
+	for len(announced) < 2 {
+		select {
+		case l := <-out.lines:
+			if strings.HasPrefix(l, "community ") {
+				announced = append(announced, l)
+			}
+		case err := <-done:
+			t.Fatalf("serve ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not start")
+		}
+	}
+
+	inviteFor := func(id string) string {
+		t.Helper()
+		inv, _, err := runCmd(t, "invite", "create", "--data", data, "--community", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(inv)
+	}
+	gamesInvite := inviteFor(gamesID)
+	if !strings.HasPrefix(gamesInvite, "tensamin://"+gamesAddr+"/") {
+		t.Fatalf("the Games invite names the wrong address: %s (serves on %s)", gamesInvite, gamesAddr)
+	}
+	if homeInvite := inviteFor(homeID); !strings.HasPrefix(homeInvite, "tensamin://"+mainAddr+"/") {
+		t.Fatalf("the Home invite names the wrong address: %s (serves on %s)", homeInvite, mainAddr)
+	}
+	gamesKey := ""
+	for _, l := range strings.Split(list, "\n") {
+		if f := strings.Split(l, "\t"); len(f) == 4 && f[0] == gamesID {
+			gamesKey = f[1]
+		}
+	}
+
+	_, priv, _ := icrypto.GenerateKey(rand.Reader)
+	join := func(addr, invite string, header http.Header) (client.Login, error) {
+		c, err := client.Dial(ctx, "ws://"+addr+"/", &client.Options{Header: header})
+		if err != nil {
+			return client.Login{}, err
+		}
+		defer c.Close()
+		return c.LoginCommunity(ctx, "a-player", priv, invite, nil)
+	}
+	if _, err := join(mainAddr, gamesInvite, nil); err == nil {
+		t.Fatal("the main port let a Games invite into Home")
+	}
+	// The page served on the main port may open the Games socket.
+	l, err := join(gamesAddr, gamesInvite, http.Header{"Origin": {"http://" + mainAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.CommunityPublicKey != gamesKey || l.Role != "member" {
+		t.Fatalf("joined %s as %s, want Games (%s) as member", l.CommunityPublicKey, l.Role, gamesKey)
+	}
+	if _, err := join(gamesAddr, "", http.Header{"Origin": {"http://elsewhere.example"}}); err == nil {
+		t.Fatal("a foreign origin opened a community socket")
+	}
+	for _, addr := range []string{gamesAddr, laterAddr} {
+		res, err := http.Get("http://" + addr + "/")
+		if err != nil || res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("the page on %s: %v %v", addr, res, err)
+		}
+		res.Body.Close()
+	}
 }

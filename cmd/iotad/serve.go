@@ -102,9 +102,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
+	if all := a.communities.All(); *publicAddr == "" && len(all) > 0 && all[0].PublicAddr != "" {
+		cfg.PublicAddr = all[0].PublicAddr
+	}
+	own, err := listenCommunities(ctx, a, cfg.PublicAddr, logger)
+	closeAll := func() {
+		ln.Close()
+		for _, cl := range own {
+			cl.Listener.Close()
+		}
+	}
+	if err != nil {
+		closeAll()
+		return err
+	}
 	sfu, turnSrv, err := vf.start(a, logger)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return err
 	}
 	defer sfu.Close()
@@ -113,8 +127,56 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu})
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data))
-	return srv.Serve(ctx, ln)
+	for _, cl := range own {
+		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
+	}
+	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.Int("community_listeners", len(own)))
+	return srv.Serve(ctx, ln, own...)
+}
+
+// listenCommunities opens the own listener of every community after the
+// first (which shares the main one), and records the address each one's
+// invites name, so that `iotad invite create` prints the same text.
+func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *slog.Logger) ([]api.CommunityListener, error) {
+	all := a.communities.All()
+	if len(all) == 0 {
+		return nil, nil
+	}
+	if err := a.communities.SetServedAddr(ctx, all[0], mainPublic); err != nil {
+		return nil, err
+	}
+	publicHost, _, err := net.SplitHostPort(mainPublic)
+	if err != nil {
+		publicHost = "localhost"
+	}
+	var own []api.CommunityListener
+	for _, c := range all[1:] {
+		if c.ListenAddr == "" {
+			logger.Warn("a community has no address of its own and is not served; give it one with `iotad community addr`",
+				slog.String("community", c.ID))
+			continue
+		}
+		ln, err := net.Listen("tcp", c.ListenAddr)
+		if err != nil {
+			for _, cl := range own {
+				cl.Listener.Close()
+			}
+			return nil, fmt.Errorf("community %q: %w", c.Name, err)
+		}
+		public := c.PublicAddr
+		if public == "" {
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			public = net.JoinHostPort(publicHost, port)
+		}
+		own = append(own, api.CommunityListener{Listener: ln, Community: c, PublicAddr: public})
+		if err := a.communities.SetServedAddr(ctx, c, public); err != nil {
+			for _, cl := range own {
+				cl.Listener.Close()
+			}
+			return nil, err
+		}
+	}
+	return own, nil
 }
 
 type firstRunOptions struct {
