@@ -69,6 +69,10 @@ func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
 	// is the server's login and not the client's X448.
 	opts := &client.Options{MemberKeys: &client.MemberKeyCache{}}
 	start := time.Now()
+	// A dial cut by the deadline can return before runCtx says it is
+	// done: only errors before the deadline count.
+	end, _ := runCtx.Deadline()
+	running := func() bool { return runCtx.Err() == nil && time.Now().Before(end) }
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		wg.Add(1)
@@ -78,7 +82,7 @@ func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
 				u := users[i%len(users)]
 				c, err := client.Dial(runCtx, cfg.URL, opts)
 				if err != nil {
-					if runCtx.Err() == nil {
+					if running() {
 						firstErr.CompareAndSwap(nil, err)
 					}
 					return
@@ -86,7 +90,7 @@ func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
 				_, err = c.LoginCommunity(runCtx, u.id, u.priv, "", nil)
 				c.Close()
 				if err != nil {
-					if runCtx.Err() == nil {
+					if running() {
 						firstErr.CompareAndSwap(nil, err)
 					}
 					return
