@@ -2,7 +2,8 @@
 # Starts a throwaway iotad and measures it from outside with iotad-load:
 # fan-out, logins, voice and idle memory. Output goes to stdout; the numbers
 # in docs/BENCHMARKS.md come from here. Arguments pick steps (fanout, login,
-# voice, idle); none runs them all.
+# voice, idle); none runs them all. SERVE_FLAGS adds flags to iotad serve;
+# SENDERS picks the closed-loop fan-out runs (default "1 4 16").
 set -euo pipefail
 steps=" ${*:-fanout login voice idle} "
 want() { [[ $steps == *" $1 "* ]]; }
@@ -16,14 +17,14 @@ addr=127.0.0.1:19840
 # comes from one address and senders post as fast as they are answered.
 "$work/iotad" serve --pprof --data "$work/data" --addr $addr --media-addr $addr \
   --login-rate 1e6 --login-burst 1000000 --request-rate 1e6 --request-burst 1000000 \
-  --send-queue 4096 --log-level warn > "$work/serve.log" 2>&1 &
+  --send-queue 4096 --log-level warn ${SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
 invite=$("$work/iotad" invite create --data "$work/data" --uses 1000000 2>/dev/null)
 token=$("$work/iotad" token create --data "$work/data" --uses 1000000 2>/dev/null)
 load() { echo "$ iotad-load $*"; "$work/iotad-load" "$@" --pid $pid; echo; }
 if want fanout; then
-  for s in 1 4 16; do load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders $s --duration 10s; done
+  for s in ${SENDERS:-1 4 16}; do load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders $s --duration 10s; done
   load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders 4 --rate 50 --duration 10s
   load fanout --url ws://$addr/ --invite "$invite" --members 100 --senders 10 --duration 10s
 fi
