@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -115,7 +116,13 @@ func (e *testEnv) joinCall(m *member, opts client.CallOptions) *voicePeer {
 	if opts.ICEServers == nil {
 		opts.ICEServers = servers
 	}
-	opts.OnTrack = vp.got.onTrack
+	also := opts.OnTrack // sees the track too, but must not read it
+	opts.OnTrack = func(t *webrtc.TrackRemote) {
+		vp.got.onTrack(t)
+		if also != nil {
+			also(t)
+		}
+	}
 	opts.OnMessage = func(msg client.Message) { vp.msgs <- msg }
 	call, err := client.JoinCall(ctxT(e.t), e.url+"/ws/calls/", "General", "VC-1", tk, opts)
 	if err != nil {
@@ -284,6 +291,110 @@ func TestScreenShare(t *testing.T) {
 	if _, err := viewer.rtc.Socket.Request(ctxT(t), "watch_stream", map[string]any{"user_id": "nobody"}); errType(err) != api.ErrTypeNotFound {
 		t.Fatalf("watch nobody: %v", err)
 	}
+}
+
+// TestRTCPFeedback: the SFU asks a publisher again for a packet that did
+// not arrive (NACK), and a viewer's request for a key frame reaches the
+// screen's publisher (PLI).
+func TestRTCPFeedback(t *testing.T) {
+	env := newEnv(t, nil)
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	sharer := env.joinCall(env.join(community.RoleMember), client.CallOptions{})
+	videoTracks := make(chan *webrtc.TrackRemote, 4)
+	viewer := env.joinCall(env.join(community.RoleMember), client.CallOptions{OnTrack: func(tr *webrtc.TrackRemote) {
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			videoTracks <- tr
+		}
+	}})
+	if _, err := viewer.rtc.Socket.Request(ctxT(t), "watch_stream", map[string]any{"user_id": sharer.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sharer.rtc.Socket.Request(ctxT(t), "start_stream", nil); err != nil {
+		t.Fatal(err)
+	}
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := sharer.rtc.PC.AddTrack(video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sharer.rtc.Offer(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	plis := 0
+	nacked := map[uint16]bool{}
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			for _, p := range pkts {
+				switch p := p.(type) {
+				case *rtcp.PictureLossIndication:
+					plis++
+				case *rtcp.TransportLayerNack:
+					for _, pair := range p.Nacks {
+						for _, seq := range pair.PacketList() {
+							nacked[seq] = true
+						}
+					}
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+
+	// Packet 40 is never sent: the SFU sees the gap and asks for it.
+	const lost = 40
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		payload := make([]byte, 80)
+		for seq := 0; ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if seq == lost {
+				continue
+			}
+			binary.BigEndian.PutUint32(payload, uint32(seq))
+			video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(seq), Timestamp: uint32(seq * 3000)}, Payload: payload})
+		}
+	}()
+	waitFor(t, "the screen share to reach the viewer", func() bool { return viewer.got.count(sharer.ID, webrtc.RTPCodecTypeVideo) > lost+10 })
+	waitFor(t, "the SFU to ask the publisher for the lost packet", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return nacked[lost]
+	})
+
+	var remote *webrtc.TrackRemote
+	select {
+	case remote = <-videoTracks:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the viewer got no video track")
+	}
+	mu.Lock()
+	before := plis
+	mu.Unlock()
+	if err := viewer.rtc.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the viewer's PLI to reach the publisher", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return plis > before
+	})
 }
 
 // TestTURNRelay: a peer that may only use relayed candidates still gets

@@ -575,7 +575,10 @@ func (p *Peer) unsubscribe(t *outTrack) {
 
 // readRTCP passes a subscriber's picture-loss requests on to the
 // publisher, so a new viewer of a screen share gets a key frame. NACKs
-// are answered by the interceptors on each hop.
+// are not passed on but answered hop by hop by pion's interceptors: the
+// SFU's receiving side asks the publisher for what it lost, its sending
+// side resends from its own buffer what a subscriber lost, so one lossy
+// subscriber does not make the publisher resend to everyone.
 func (p *Peer) readRTCP(sender *webrtc.RTPSender, t *outTrack) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
