@@ -402,3 +402,29 @@ func TestSeveralCommunities(t *testing.T) {
 		res.Body.Close()
 	}
 }
+
+// TestServeRefusesATakenCommunityPort: a community whose port is taken
+// stops serve with an error that names it, and nothing stays bound.
+func TestServeRefusesATakenCommunityPort(t *testing.T) {
+	data := t.TempDir()
+	mainAddr := freePort(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, args := range [][]string{{"--name", "Home"}, {"--name", "Games", "--addr", taken.Addr().String()}} {
+		if _, _, err := runCmd(t, append([]string{"community", "create", "--data", data}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err = runCmd(t, "serve", "--data", data, "--addr", mainAddr, "--media-addr", "127.0.0.1:0", "--log-level", "error")
+	if err == nil || !strings.Contains(err.Error(), `"Games"`) {
+		t.Fatalf("serve with a taken community port: %v", err)
+	}
+	ln, err := net.Listen("tcp", mainAddr)
+	if err != nil {
+		t.Fatalf("the main address stayed bound: %v", err)
+	}
+	ln.Close()
+}

@@ -137,7 +137,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // listenCommunities opens the own listener of every community after the
 // first (which shares the main one), and records the address each one's
 // invites name, so that `iotad invite create` prints the same text.
-func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *slog.Logger) ([]api.CommunityListener, error) {
+func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *slog.Logger) (own []api.CommunityListener, err error) {
 	all := a.communities.All()
 	if len(all) == 0 {
 		return nil, nil
@@ -149,7 +149,14 @@ func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *s
 	if err != nil {
 		publicHost = "localhost"
 	}
-	var own []api.CommunityListener
+	defer func() {
+		if err != nil {
+			for _, cl := range own {
+				cl.Listener.Close()
+			}
+			own = nil
+		}
+	}()
 	for _, c := range all[1:] {
 		if c.ListenAddr == "" {
 			logger.Warn("a community has no address of its own and is not served; give it one with `iotad community addr`",
@@ -158,10 +165,7 @@ func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *s
 		}
 		ln, err := net.Listen("tcp", c.ListenAddr)
 		if err != nil {
-			for _, cl := range own {
-				cl.Listener.Close()
-			}
-			return nil, fmt.Errorf("community %q: %w", c.Name, err)
+			return own, fmt.Errorf("community %q: %w", c.Name, err)
 		}
 		public := c.PublicAddr
 		if public == "" {
@@ -170,10 +174,7 @@ func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *s
 		}
 		own = append(own, api.CommunityListener{Listener: ln, Community: c, PublicAddr: public})
 		if err := a.communities.SetServedAddr(ctx, c, public); err != nil {
-			for _, cl := range own {
-				cl.Listener.Close()
-			}
-			return nil, err
+			return own, err
 		}
 	}
 	return own, nil
