@@ -3,7 +3,8 @@
 # fan-out, logins, voice and idle memory. Output goes to stdout; the numbers
 # in docs/BENCHMARKS.md come from here. Arguments pick steps (fanout, login,
 # voice, idle); none runs them all. SERVE_FLAGS adds flags to iotad serve;
-# SENDERS picks the closed-loop fan-out runs (default "1 4 16").
+# SENDERS picks the closed-loop fan-out runs (default "1 4 16"), PEERS the
+# voice runs (default "10 25 50").
 set -euo pipefail
 steps=" ${*:-fanout login voice idle} "
 want() { [[ $steps == *" $1 "* ]]; }
@@ -32,7 +33,7 @@ if want login; then
   load login --url ws://$addr/ --invite "$invite" --members 64 --workers 8 --duration 10s
 fi
 if want voice; then
-  for n in 10 25 50; do load voice --url ws://$addr/ --invite "$invite" --peers $n --duration 10s; done
+  for n in ${PEERS:-10 25 50}; do load voice --url ws://$addr/ --invite "$invite" --peers $n --duration 10s; done
 fi
 if want idle; then
   echo "\$ iotad-load idle --sockets 2000 (Iota sockets)"

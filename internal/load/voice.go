@@ -113,10 +113,13 @@ func Voice(ctx context.Context, cfg VoiceConfig) (VoiceResult, error) {
 				go func() {
 					buf := make([]byte, 1500)
 					for {
-						if _, _, err := t.Read(buf); err != nil {
+						n, _, err := t.Read(buf)
+						if err != nil {
 							return
 						}
-						received.Add(1)
+						if n > 0 && buf[n-1] == inWindow {
+							received.Add(1)
+						}
 					}
 				}()
 			},
@@ -128,6 +131,7 @@ func Voice(ctx context.Context, cfg VoiceConfig) (VoiceResult, error) {
 	// Publish from the start, so that every peer's track exists; then
 	// measure once everyone receives everyone.
 	var sent atomic.Int64
+	var measuring atomic.Bool
 	pubCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -135,7 +139,7 @@ func Voice(ctx context.Context, cfg VoiceConfig) (VoiceResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			publishAudio(pubCtx, c.Audio, &sent)
+			publishAudio(pubCtx, c.Audio, &measuring, &sent)
 		}()
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -151,22 +155,29 @@ func Voice(ctx context.Context, cfg VoiceConfig) (VoiceResult, error) {
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
-	sent0, recv0 := sent.Load(), received.Load()
+	// Only packets published inside the window are counted, at both ends,
+	// so none in flight across its edges is counted at one end alone.
+	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(cfg.Duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	// What was sent arrives within a moment on loopback; keep the streams
+	// flowing meanwhile, so the end of the window looks like its middle.
+	time.Sleep(500 * time.Millisecond)
 	stop()
 	wg.Wait()
-	elapsed := time.Since(start)
-	sent1 := sent.Load()
-	// What was sent arrives within a moment on loopback.
-	time.Sleep(500 * time.Millisecond)
-	recv1 := received.Load()
-	s := sent1 - sent0
-	return VoiceResult{Peers: cfg.Peers, Sent: s, Expected: s * int64(cfg.Peers-1), Received: recv1 - recv0, Elapsed: elapsed}, nil
+	s := sent.Load()
+	return VoiceResult{Peers: cfg.Peers, Sent: s, Expected: s * int64(cfg.Peers-1), Received: received.Load(), Elapsed: elapsed}, nil
 }
 
-// publishAudio writes an Opus-sized packet every 20 ms.
-func publishAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, sent *atomic.Int64) {
+// inWindow marks, in a packet's last byte, one published inside the
+// measured window.
+const inWindow = 1
+
+// publishAudio writes an Opus-sized packet every 20 ms, counting (and
+// marking) those written while measuring.
+func publishAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, measuring *atomic.Bool, sent *atomic.Int64) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111}, Payload: make([]byte, 80)}
@@ -178,7 +189,12 @@ func publishAudio(ctx context.Context, track *webrtc.TrackLocalStaticRTP, sent *
 		}
 		pkt.SequenceNumber = uint16(i)
 		pkt.Timestamp = uint32(i * 960)
-		if err := track.WriteRTP(pkt); err == nil {
+		counted := measuring.Load()
+		pkt.Payload[len(pkt.Payload)-1] = 0
+		if counted {
+			pkt.Payload[len(pkt.Payload)-1] = inWindow
+		}
+		if err := track.WriteRTP(pkt); err == nil && counted {
 			sent.Add(1)
 		}
 	}
