@@ -57,13 +57,10 @@ func GenerateKey(rand io.Reader) (PublicKey, PrivateKey, error) {
 	return priv.Public(), priv, nil
 }
 
-// Public returns the public half of k.
+// Public returns the public half of k: X448(k, 5), with the scalar clamped
+// (RFC 7748) on a copy, so k stays as stored.
 func (k PrivateKey) Public() PublicKey {
-	var pub x448.Key
-	sec := x448.Key(k)
-	// circl clamps the scalar (RFC 7748) on its own copy; k stays as stored.
-	x448.KeyGen(&pub, &sec)
-	return PublicKey(pub)
+	return PublicKey(x448Public((*[KeySize]byte)(&k)))
 }
 
 // String is the key in standard base64 with padding, its form on the wire
