@@ -18,6 +18,7 @@ type counters struct {
 	refusedConns  atomic.Int64
 	framesIn      atomic.Int64
 	framesOut     atomic.Int64
+	writesOut     atomic.Int64
 	slowConsumers atomic.Int64
 
 	mu     sync.Mutex
@@ -48,6 +49,7 @@ func writeMetrics(w io.Writer) {
 	counter("iotad_sockets_refused_total", "Upgrades refused because the connection cap was reached.", metrics.refusedConns.Load())
 	counter("iotad_frames_in_total", "Frames received from clients.", metrics.framesIn.Load())
 	counter("iotad_frames_out_total", "Frames written to clients.", metrics.framesOut.Load())
+	counter("iotad_writes_total", "System calls that wrote frames (frames out per write shows how well they batch).", metrics.writesOut.Load())
 	counter("iotad_slow_consumers_total", "Sockets closed because their send queue was full.", metrics.slowConsumers.Load())
 
 	metrics.mu.Lock()

@@ -225,6 +225,7 @@ func (s *Session) writeLoop() {
 				return
 			}
 			metrics.framesOut.Add(int64(len(batch)))
+			metrics.writesOut.Add(1)
 		}
 		clear(batch)
 		s.mu.Lock()

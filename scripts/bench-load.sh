@@ -23,7 +23,16 @@ pid=$!
 for _ in $(seq 100); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
 invite=$("$work/iotad" invite create --data "$work/data" --uses 1000000 2>/dev/null)
 token=$("$work/iotad" token create --data "$work/data" --uses 1000000 2>/dev/null)
-load() { echo "$ iotad-load $*"; "$work/iotad-load" "$@" --pid $pid; echo; }
+metric() { curl -s "http://$addr/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+load() {
+  echo "$ iotad-load $*"
+  local f0 w0 f1 w1
+  f0=$(metric iotad_frames_out_total) w0=$(metric iotad_writes_total)
+  "$work/iotad-load" "$@" --pid $pid
+  f1=$(metric iotad_frames_out_total) w1=$(metric iotad_writes_total)
+  awk -v f=$((f1 - f0)) -v w=$((w1 - w0)) 'BEGIN { if (w > 0) printf "server frames out=%d writes=%d frames per write=%.2f\n", f, w, f / w }'
+  echo
+}
 if want fanout; then
   for s in ${SENDERS:-1 4 16}; do load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders $s --duration 10s; done
   load fanout --url ws://$addr/ --invite "$invite" --members 1000 --senders 4 --rate 50 --duration 10s
