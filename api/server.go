@@ -283,7 +283,10 @@ func (s *Server) ownOrigin(origin *url.URL, requestHost string) bool {
 	}
 	port := origin.Port()
 	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[origin.Scheme]
+		port = "80"
+		if origin.Scheme == "https" {
+			port = "443"
+		}
 	}
 	_, ok := s.ownPorts.Load(port)
 	return ok

@@ -80,3 +80,9 @@ func FuzzCombPublic(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkBuildComb(b *testing.B) {
+	for b.Loop() {
+		buildComb()
+	}
+}

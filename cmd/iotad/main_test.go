@@ -394,6 +394,10 @@ func TestSeveralCommunities(t *testing.T) {
 	if _, err := join(gamesAddr, "", http.Header{"Origin": {"http://elsewhere.example"}}); err == nil {
 		t.Fatal("a foreign origin opened a community socket")
 	}
+	// The same host on a port that is not iotad's is another site.
+	if _, err := join(gamesAddr, "", http.Header{"Origin": {"http://" + freePort(t)}}); err == nil {
+		t.Fatal("a page from another port of the host opened a community socket")
+	}
 	for _, addr := range []string{gamesAddr, laterAddr} {
 		res, err := http.Get("http://" + addr + "/")
 		if err != nil || res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
