@@ -56,8 +56,8 @@ type Client struct {
 	mu        sync.Mutex
 	serverKey icrypto.PublicKey
 	pending   map[string]chan Message
-	done    chan struct{}
-	readErr error
+	done      chan struct{}
+	readErr   error
 }
 
 // Options tune a client.
