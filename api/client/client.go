@@ -278,7 +278,7 @@ type challengeFrame struct {
 func Solve(priv icrypto.PrivateKey, challenge Message, want Expect) (string, icrypto.PublicKey, error) {
 	var d challengeFrame
 	if err := challenge.Decode(&d); err != nil {
-		return "", icrypto.PublicKey{}, fmt.Errorf("client: challenge: %w", err)
+		return "", icrypto.PublicKey{}, fmt.Errorf("%w: malformed challenge: %v", ErrServerIdentity, err)
 	}
 	eph, err := icrypto.ParsePublicKey(d.PublicKey)
 	if err != nil {
