@@ -103,6 +103,9 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	// The id and time are taken inside the transaction, so ids increase in
 	// the order messages are stored and published.
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting"); err != nil {
+			return err
+		}
 		now := c.svc.now()
 		id = c.svc.ids.next(now)
 		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
@@ -275,6 +278,9 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 	c, ch := call.Community, call.Channel
 	var editedAt int64
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "editing"); err != nil {
+			return err
+		}
 		sender, err := senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
@@ -312,12 +318,16 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 	}
 	c, ch := call.Community, call.Channel
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "deleting")
+		if err != nil {
+			return err
+		}
 		sender, err := senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
 		}
 		others := sender != call.Member.UserID
-		if others && !call.Allowed(PermDeleteAny) {
+		if others && !c.svc.perms.Allows(actor.Role, PermDeleteAny) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, id[:]); err != nil {
