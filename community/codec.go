@@ -114,7 +114,7 @@ type Registry struct {
 func NewRegistry() *Registry {
 	r := &Registry{codecs: map[string]Codec{}}
 	r.Register(CodecCategory, categoryCodec{})
-	r.Register(CodecText, textCodec{})
+	r.Register(CodecText, &textCodec{})
 	r.Register(CodecVoice, voiceCodec{})
 	return r
 }
