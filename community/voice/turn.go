@@ -286,6 +286,13 @@ func (t *TURN) check(ra *turn.RequestAttributes) (user string, err error) {
 }
 
 func (t *TURN) isMember(user string) bool {
+	select {
+	case <-t.stop:
+		// Shutting down: pion may still be handling a request, and the
+		// database may be closed under it.
+		return false
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ok, err := t.cfg.Members.HasMember(ctx, user)
