@@ -30,7 +30,7 @@ func (v *voiceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.publicIPs, "public-ip", "", "comma-separated public IPs to announce for media (NAT 1:1, e.g. a home router's WAN address)")
 	fs.StringVar(&v.stun, "stun", "", "comma-separated STUN URLs handed to clients (e.g. stun:stun.example.org:3478)")
 	fs.StringVar(&v.turnAddr, "turn-addr", "", "run the embedded TURN server on this address, UDP and TCP (e.g. :3478); empty: off")
-	fs.StringVar(&v.turnHost, "turn-host", "", "host name or IP clients use for TURN (default: the first --public-ip)")
+	fs.StringVar(&v.turnHost, "turn-host", "", "host name or IP clients use for TURN (default: the address relays are announced on: the first --public-ip, else --turn-addr's, else this host's first IPv4 but loopback)")
 	fs.StringVar(&v.turnSecret, "turn-secret", "", "secret for TURN credentials (default: made once and kept in DATA/turn.secret)")
 	fs.IntVar(&v.turnQuota, "turn-quota", voice.DefaultTURNQuota, "allocations one user may hold at once on the embedded TURN server; more are refused with 486")
 	fs.StringVar(&v.turnURL, "turn-url", "", "comma-separated URLs of an outside TURN server (coturn with use-auth-secret) that shares --turn-secret")

@@ -279,29 +279,29 @@ func (t *TURN) check(ra *turn.RequestAttributes) (user string, err error) {
 	if ra.Method != stun.MethodAllocate && t.gen.count(user) == 0 {
 		return user, errNoAllocation
 	}
-	if !t.isMember(user) {
+	// Fail closed: a database hiccup costs a request, not a way in.
+	if ok, err := t.isMember(user); err != nil || !ok {
 		return user, errNotMember
 	}
 	return user, nil
 }
 
-func (t *TURN) isMember(user string) bool {
+func (t *TURN) isMember(user string) (bool, error) {
 	select {
 	case <-t.stop:
 		// Shutting down: pion may still be handling a request, and the
 		// database may be closed under it.
-		return false
+		return false, nil
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ok, err := t.cfg.Members.HasMember(ctx, user)
 	if err != nil {
-		// Fail closed: a database hiccup costs a relay, not a way in.
 		t.log.Warn("TURN member check failed", slog.String("user", user), slog.Any("err", err))
-		return false
+		return false, fmt.Errorf("voice: TURN member check: %w", err)
 	}
-	return ok
+	return ok, nil
 }
 
 func addrString(a net.Addr) string {
@@ -319,7 +319,10 @@ func (t *TURN) Allocations(user string) int { return t.gen.count(user) }
 // TURNConfig.Recheck; a test or an admin action may run it at once.
 func (t *TURN) Recheck() {
 	for _, user := range t.gen.users() {
-		if t.isMember(user) {
+		// Only a clear "no" closes relays: a database hiccup must not
+		// cut every relayed call; the next request's check still fails
+		// closed.
+		if ok, err := t.isMember(user); ok || err != nil {
 			continue
 		}
 		if n := t.gen.closeUser(user); n > 0 {
