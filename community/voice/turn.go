@@ -83,14 +83,15 @@ type TURNConfig struct {
 
 // TURN is the embedded TURN server.
 type TURN struct {
-	cfg  TURNConfig
-	srv  *turn.Server
-	udp  net.PacketConn
-	tcp  net.Listener
-	gen  *relayGenerator
-	log  *slog.Logger
-	stop chan struct{}
-	done sync.WaitGroup
+	cfg       TURNConfig
+	srv       *turn.Server
+	udp       net.PacketConn
+	tcp       net.Listener
+	gen       *relayGenerator
+	log       *slog.Logger
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
 
 	// Dropped counts datagrams a relay refused to send or pass on.
 	Dropped atomic.Int64
@@ -347,9 +348,13 @@ func (t *TURN) recheckLoop() {
 	}
 }
 
-// Close stops the server.
+// Close stops the server; calls after the first do nothing.
 func (t *TURN) Close() error {
-	close(t.stop)
-	t.done.Wait()
-	return t.srv.Close()
+	err := net.ErrClosed
+	t.closeOnce.Do(func() {
+		close(t.stop)
+		t.done.Wait()
+		err = t.srv.Close()
+	})
+	return err
 }
