@@ -15,8 +15,13 @@ const maxBatch = 512
 // commit is in flight wait and then share the next transaction (group
 // commit), so the cost of a durable commit is paid once per batch, not per
 // message. Each write runs in its own savepoint: one failing write does not
-// undo the others. Publishing runs after the commit, in commit order, in
-// this goroutine, which is what orders message_live updates.
+// undo the others, and a caller that hangs up mid-batch cannot undo them
+// either: the batch runs under the writer's own context, and db's writer
+// connection never interrupts a statement for its context (an interrupted
+// statement would roll back the whole transaction). A caller gone before
+// its turn is skipped. The after hooks run after the commit, in commit
+// order, in this goroutine; they hand events to each community's
+// dispatcher, which is what orders message_live updates.
 type writer struct {
 	db   *db.DB
 	reqs chan *writeOp
@@ -24,6 +29,7 @@ type writer struct {
 }
 
 type writeOp struct {
+	ctx   context.Context
 	fn    func(tx *sql.Tx) error
 	after func()
 	err   error
@@ -38,7 +44,7 @@ func newWriter(d *db.DB) *writer {
 
 // do runs fn in a write transaction and, once committed, after (if any).
 func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error, after func()) error {
-	op := &writeOp{fn: fn, after: after, done: make(chan error, 1)}
+	op := &writeOp{ctx: ctx, fn: fn, after: after, done: make(chan error, 1)}
 	select {
 	case w.reqs <- op:
 	case <-ctx.Done():
@@ -46,8 +52,9 @@ func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error, after func()
 	case <-w.done:
 		return fmt.Errorf("community: store is closed")
 	}
-	// Once queued the write happens; wait for it even if ctx ends, so the
-	// caller never reports failure for a write that committed.
+	// Wait even if ctx ends: the write is skipped only if ctx ended before
+	// its turn, so the caller never reports failure for a write that
+	// committed.
 	return <-op.done
 }
 
@@ -82,6 +89,9 @@ func (w *writer) commit(batch []*writeOp) {
 	ctx := context.Background()
 	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, op := range batch {
+			if op.err = op.ctx.Err(); op.err != nil {
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 				return err
 			}
