@@ -135,8 +135,35 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		s.byID[c.ID] = c
 		s.order = append(s.order, c)
 	}
+	if err := s.seedIDs(ctx); err != nil {
+		return nil, err
+	}
 	s.w = newWriter(d)
 	return s, nil
+}
+
+// seedIDs starts the message id generator after the newest stored id. One
+// index seek per channel: the messages key is (channel_id, id).
+func (s *Service) seedIDs(ctx context.Context) error {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT (SELECT m.id FROM messages m WHERE m.channel_id = c.id ORDER BY m.id DESC LIMIT 1)
+		FROM channels c`)
+	if err != nil {
+		return fmt.Errorf("community: newest message id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return fmt.Errorf("community: newest message id: %w", err)
+		}
+		if len(raw) == 16 {
+			s.ids.seed(uuid.UUID(raw))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("community: newest message id: %w", err)
+	}
+	return nil
 }
 
 // SetICEServers sets what call tickets hand out as ice_servers.

@@ -114,3 +114,19 @@ func TestClientGoneBeforeItsTurnIsSkipped(t *testing.T) {
 		t.Errorf("the other write: %v", err)
 	}
 }
+
+// member joins c with an operator invite and returns the stored member,
+// so that tests act as someone the community really has.
+func member(t testing.TB, c *Community, userID string) Member {
+	t.Helper()
+	ctx := context.Background()
+	secret, _, err := c.CreateOperatorInvite(ctx, InviteOptions{MaxUses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Join(ctx, secret, userID, key(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
