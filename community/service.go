@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/atomicfile"
 	"github.com/iotad/iotad/internal/db"
 )
 
@@ -193,7 +194,8 @@ func (s *Service) readKey(id string) (icrypto.PrivateKey, error) {
 }
 
 // Create makes a new community with a fresh identity key, whose private
-// half goes to a 0600 file in the key directory.
+// half goes to a 0600 file in the key directory, written durably (see
+// atomicfile) before the community's row commits.
 func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -206,16 +208,11 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	if err := os.MkdirAll(s.keyDir, 0o700); err != nil {
 		return nil, fmt.Errorf("community: key directory: %w", err)
 	}
-	f, err := os.OpenFile(s.keyFile(c.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	// The key is on disk, whole, before the row that names it commits:
+	// a crash in between leaves an unused key file, never a community
+	// whose key is missing or torn.
+	if err := atomicfile.Create(s.keyFile(c.ID), icrypto.FormatKeyFile(c.ID, priv), 0o600); err != nil {
 		return nil, fmt.Errorf("community: key file: %w", err)
-	}
-	_, werr := f.Write(icrypto.FormatKeyFile(c.ID, priv))
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("community: key file: %w", werr)
 	}
 	err = s.w.do(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES(?, ?, ?, ?)`,
