@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"modernc.org/sqlite"
 
@@ -129,4 +130,41 @@ func member(t testing.TB, c *Community, userID string) Member {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestWriteRacingShutdownCannotPanic: sessions keep writing while the
+// server shuts down. Every write either commits or is told the store is
+// closed; none panics on a closed queue, none waits forever.
+func TestWriteRacingShutdownCannotPanic(t *testing.T) {
+	s, _, _ := openTest(t, db.SyncNormal)
+	ctx := context.Background()
+	const writers = 8
+	started := make(chan struct{}, writers)
+	errs := make(chan error, writers)
+	for range writers {
+		go func() {
+			started <- struct{}{}
+			for {
+				if err := s.w.do(ctx, func(*sql.Tx) error { return nil }, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range writers {
+		<-started
+	}
+	s.Close()
+	deadline := time.After(10 * time.Second)
+	for range writers {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, errClosed) {
+				t.Errorf("a write racing Close: %v", err)
+			}
+		case <-deadline:
+			t.Fatal("a write racing Close never returned")
+		}
+	}
 }
