@@ -13,17 +13,17 @@ import (
 // maxBatch bounds how many writes share one transaction.
 const maxBatch = 512
 
-// writer is the community's single writer. Writes that arrive while a
-// commit is in flight wait and then share the next transaction (group
-// commit), so the cost of a durable commit is paid once per batch, not per
-// message. Each write runs in its own savepoint: one failing write does not
-// undo the others, and a caller that hangs up mid-batch cannot undo them
-// either: the batch runs under the writer's own context, and db's writer
-// connection never interrupts a statement for its context (an interrupted
-// statement would roll back the whole transaction). A caller gone before
-// its turn is skipped. The after hooks run after the commit, in commit
-// order, in this goroutine; they hand events to each community's
-// dispatcher, which is what orders message_live updates.
+// writer is the single writer of the community store. Writes that arrive
+// while a commit is in flight wait and then share the next transaction
+// (group commit), so the cost of a durable commit is paid once per batch,
+// not per message. Each write runs in its own savepoint: one failing write
+// does not undo the others, and a caller that hangs up mid-batch cannot
+// undo them either: the batch runs under the writer's own context, and
+// db's writer connection never interrupts a statement for its context (an
+// interrupted statement would roll back the whole transaction). A caller
+// gone before its turn is skipped. The after hooks run after the commit,
+// in commit order, in this goroutine; they hand events to each
+// community's dispatcher, which is what orders message_live updates.
 type writer struct {
 	db      *db.DB
 	reqs    chan *writeOp
@@ -125,7 +125,8 @@ func (w *writer) commit(batch []*writeOp) {
 	ctx := context.Background()
 	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, op := range batch {
-			if op.err = op.ctx.Err(); op.err != nil {
+			if err := op.ctx.Err(); err != nil {
+				op.err = fmt.Errorf("community: write skipped, its caller left: %w", err)
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
