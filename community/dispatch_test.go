@@ -23,7 +23,7 @@ func TestSlowFanOutCannotHoldTheWriter(t *testing.T) {
 	if err := c.CreateDefaultChannels(ctx); err != nil {
 		t.Fatal(err)
 	}
-	alice := member(t, c, "alice")
+	alice := joinedMember(t, c, "alice")
 
 	stalled, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once

@@ -46,7 +46,7 @@ func TestClockSteppedBackCannotReorderMessages(t *testing.T) {
 	if err := c.CreateDefaultChannels(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m := member(t, c, "alice")
+	m := joinedMember(t, c, "alice")
 	first := send(c, m)
 	s.Close()
 	d.Close()

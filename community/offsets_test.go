@@ -25,7 +25,7 @@ func TestDeepPageCannotStallTheWriter(t *testing.T) {
 	}
 	ch, _ := c.Find("General", "general")
 	seedMessages(t, s, c, ch, deepOffset+500)
-	alice := member(t, c, "alice")
+	alice := joinedMember(t, c, "alice")
 
 	reading, release := make(chan struct{}), make(chan struct{})
 	testHookIndexRead = func() { close(reading); <-release }

@@ -116,9 +116,9 @@ func TestClientGoneBeforeItsTurnIsSkipped(t *testing.T) {
 	}
 }
 
-// member joins c with an operator invite and returns the stored member,
+// joinedMember joins c with an operator invite and returns the stored member,
 // so that tests act as someone the community really has.
-func member(t testing.TB, c *Community, userID string) Member {
+func joinedMember(t testing.TB, c *Community, userID string) Member {
 	t.Helper()
 	ctx := context.Background()
 	secret, _, err := c.CreateOperatorInvite(ctx, InviteOptions{MaxUses: 1})
