@@ -251,8 +251,9 @@ func (a *communityAPI) function(ctx context.Context, s *Session, req *Request) (
 		return nil, fmt.Errorf("%w: payload must be an object", ErrInvalidData)
 	}
 	codec, name, path := deref(in.Codec), deref(in.Name), deref(in.Path)
-	// The role is kept current by role_changed events and a removed member's
-	// sockets are closed, so no database read is needed per call.
+	// The cached role, kept current by role_changed events, answers the
+	// checks made before a payload is read; every privileged write reads the
+	// member again inside its transaction, so a stale cache grants nothing.
 	m := community.Member{UserID: ms.userID, Role: ms.role.Load().(community.Role)}
 	if name == "" && path == "" && (codec == "" || codec == codecRoot) {
 		return a.root(ctx, s, m, *in.Function, in.Payload)
@@ -273,9 +274,10 @@ func deref(p *string) string {
 	return *p
 }
 
-// onEvent turns a community event into frames. It runs in the goroutine
-// that made the change (often the store's writer) and must not block:
-// the frame is encoded once and queued to every socket.
+// onEvent turns a community event into frames. It runs in the community's
+// dispatcher goroutine, one event at a time in commit order, and must stay
+// quick, since it delays the community's later events: the frame is
+// encoded once and queued to every socket without blocking.
 func (a *communityAPI) onEvent(e community.Event) {
 	everyone := *a.everyone.Load()
 	switch {
@@ -283,6 +285,10 @@ func (a *communityAPI) onEvent(e community.Event) {
 		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
 			Payload: map[string]json.RawMessage{"interactables": a.c.TreeJSON()}})
 	case e.Disconnect != "":
+		if e.CloseCode == community.CloseKicked {
+			// Removing the member removes the member key (PROTOCOL §3).
+			a.id.forget(e.Disconnect)
+		}
 		for _, ms := range everyone {
 			if ms.userID == e.Disconnect {
 				ms.s.Close(e.CloseCode, closeReason(e.CloseCode))

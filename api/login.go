@@ -75,6 +75,9 @@ func (id *identity) staticShared(userID string, pub icrypto.PublicKey) ([icrypto
 	return sh, nil
 }
 
+// forget drops a user's cached secret: the member is gone.
+func (id *identity) forget(userID string) { id.shared.Delete(userID) }
+
 // loginVersion reads identification's login_version: absent or 2 is
 // version 2; 1 only when the operator allowed it; any other number is a
 // version this server does not speak.

@@ -430,7 +430,6 @@ func (c *Community) Kick(ctx context.Context, actor Member, userID string) error
 		}
 		return c.audit(ctx, tx, actor.UserID, "kick", userID)
 	}, func() {
-		c.memberKeys.Delete(userID)
 		c.publish(Event{Disconnect: userID, CloseCode: CloseKicked})
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/iotad/iotad/internal/db"
 )
@@ -48,7 +49,7 @@ func TestServerMuteSurvivesRestart(t *testing.T) {
 		if e.MuteCall != loud.UserID || !e.Muted {
 			t.Fatalf("the SFU was told %+v", e)
 		}
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("the SFU was not told to drop the audio")
 	}
 	// Deleting the channel takes its mutes with it.

@@ -378,8 +378,7 @@ type Community struct {
 	voice    map[int64]*voiceRoom
 	treeJSON []byte
 
-	memberKeys sync.Map // user id → [32]byte
-	offsets    offsetIndexes
+	offsets offsetIndexes
 
 	events      *dispatcher
 	listenersMu sync.RWMutex
@@ -480,26 +479,6 @@ func (d *dispatcher) close() {
 	default:
 	}
 	<-d.done
-}
-
-// MemberKey returns the member key shared with the holder of pub, cached
-// per user: deriving it costs an X448 operation.
-func (c *Community) MemberKey(userID string, pub icrypto.PublicKey) ([32]byte, error) {
-	type cached struct {
-		pub icrypto.PublicKey
-		key [32]byte
-	}
-	if v, ok := c.memberKeys.Load(userID); ok {
-		if e := v.(cached); e.pub == pub {
-			return e.key, nil
-		}
-	}
-	k, err := icrypto.MemberKey(c.priv, pub)
-	if err != nil {
-		return k, err
-	}
-	c.memberKeys.Store(userID, cached{pub: pub, key: k})
-	return k, nil
 }
 
 // Event is something members should hear about.

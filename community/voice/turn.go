@@ -159,16 +159,9 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 		static: &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: host},
 		policy: policy, quota: cfg.Quota, dropped: &t.Dropped, byUser: map[string]map[*relayConn]bool{},
 	}
-	udp, err := net.ListenPacket("udp4", cfg.Addr)
+	udp, tcp, err := listenBoth(cfg.Addr, host)
 	if err != nil {
-		return nil, fmt.Errorf("voice: TURN UDP: %w", err)
-	}
-	// TCP on the port UDP got, so ":0" works in tests.
-	port := udp.LocalAddr().(*net.UDPAddr).Port
-	tcp, err := net.Listen("tcp4", net.JoinHostPort(host, fmt.Sprint(port)))
-	if err != nil {
-		udp.Close()
-		return nil, fmt.Errorf("voice: TURN TCP: %w", err)
+		return nil, err
 	}
 	permit := func(_ net.Addr, peer net.IP) bool {
 		a, ok := netip.AddrFromSlice(peer)
@@ -357,4 +350,30 @@ func (t *TURN) Close() error {
 		err = t.srv.Close()
 	})
 	return err
+}
+
+// listenBoth opens UDP and TCP on one port. With port 0 the TCP half takes
+// the port UDP got, which some other socket may hold over TCP: then both
+// are tried again on a fresh port, a few times.
+func listenBoth(addr, host string) (net.PacketConn, net.Listener, error) {
+	_, p, _ := net.SplitHostPort(addr)
+	tries := 1
+	if p == "0" {
+		tries = 10
+	}
+	var err error
+	for range tries {
+		udp, uerr := net.ListenPacket("udp4", addr)
+		if uerr != nil {
+			return nil, nil, fmt.Errorf("voice: TURN UDP: %w", uerr)
+		}
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, terr := net.Listen("tcp4", net.JoinHostPort(host, fmt.Sprint(port)))
+		if terr == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		err = terr
+	}
+	return nil, nil, fmt.Errorf("voice: TURN TCP: %w", err)
 }
