@@ -36,6 +36,10 @@ const ControlSocket = "admin.sock"
 // CLI then opens the database itself.
 var ErrNoServer = errors.New("no iotad serve is running on this data directory")
 
+// maxSocketPath is the longest unix socket path every platform takes
+// (sun_path is 104 bytes on the BSDs and macOS, 108 on Linux, with the NUL).
+const maxSocketPath = 103
+
 // controlMaxBody bounds a request on the admin socket; the largest is a
 // handful of names and ids.
 const controlMaxBody = 64 << 10
@@ -426,6 +430,9 @@ func (ctl *Control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			log.Info("admin command refused", slog.String("error", typ), slog.Any("err", err))
 		}
+		if typ == ErrTypeInternal {
+			data.Detail = "internal error; the log of iotad serve has the cause"
+		}
 		rep = ControlReply{Error: &ControlError{Type: typ, Detail: data.Detail}}
 	} else {
 		log.Info("admin command")
@@ -441,18 +448,24 @@ func (ctl *Control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // not, since two servers must not share a data directory. Closing the
 // listener removes the socket file.
 func ListenControl(path string) (net.Listener, error) {
+	// The socket is first bound as DIR/.admNNNNNNNNNN/s (os.MkdirTemp's
+	// suffix is at most 10 digits).
+	if longest := len(filepath.Join(filepath.Dir(path), ".adm0123456789", "s")); longest > maxSocketPath || len(path) > maxSocketPath {
+		return nil, fmt.Errorf("admin socket %s: the path is too long for a unix socket (%d bytes at most); use a shorter --data",
+			path, maxSocketPath-max(longest-len(path), 0))
+	}
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
 		return nil, fmt.Errorf("admin socket %s: another iotad serve is running on this data directory", path)
 	} else if !noServer(err) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".admin-")
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".adm")
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, filepath.Base(path))
+	tmp := filepath.Join(dir, "s")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)

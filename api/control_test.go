@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/iotad/iotad/api"
@@ -158,5 +159,25 @@ func TestAdminSocketErrorsKeepTheirType(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Type != c.want || ce.Detail == "" {
 			t.Errorf("%+v: %v, want %s", c.req, err, c.want)
 		}
+	}
+}
+
+// TestAdminSocketPathTooLong: a data directory too deep for a unix socket
+// stops serve with words that say so, rather than with EINVAL.
+func TestAdminSocketPathTooLong(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := api.ListenControl(filepath.Join(dir, api.ControlSocket))
+	if err == nil {
+		ln.Close()
+		t.Fatal("listened on a socket path longer than sun_path")
+	}
+	if !strings.Contains(err.Error(), "too long") {
+		t.Fatalf("error %q does not say the path is too long", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left %d entries behind", len(entries))
 	}
 }
