@@ -397,8 +397,7 @@ func (ctl *Control) member(ctx context.Context, req ControlRequest) (ControlRepl
 		if err != nil {
 			return ControlReply{}, err
 		}
-		err = c.OperatorSetRole(ctx, req.User, role)
-		return ControlReply{}, err
+		return ControlReply{}, c.OperatorSetRole(ctx, req.User, role)
 	case "member.ban":
 		return ControlReply{}, c.Ban(ctx, operator, req.User)
 	case "member.unban":
@@ -427,11 +426,9 @@ func (ctl *Control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		typ, data := wireError(err)
 		if typ == ErrTypeInternal {
 			log.Error("admin command failed", slog.Any("err", err))
+			data.Detail = "internal error; the log of iotad serve has the cause"
 		} else {
 			log.Info("admin command refused", slog.String("error", typ), slog.Any("err", err))
-		}
-		if typ == ErrTypeInternal {
-			data.Detail = "internal error; the log of iotad serve has the cause"
 		}
 		rep = ControlReply{Error: &ControlError{Type: typ, Detail: data.Detail}}
 	} else {
