@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/iotad/iotad/community"
 	icrypto "github.com/iotad/iotad/crypto"
 	iotasvc "github.com/iotad/iotad/iota"
@@ -179,12 +181,16 @@ func (ctl *Control) Do(ctx context.Context, req ControlRequest) (ControlReply, e
 func (ctl *Control) user(ctx context.Context, req ControlRequest) (ControlReply, error) {
 	switch req.Op {
 	case "user.add":
-		// The CLI keeps the private key: only the public one comes here.
+		// The CLI keeps the private key: only the public one comes here,
+		// with the id its key file already names.
+		if _, err := uuid.Parse(req.ID); err != nil {
+			return ControlReply{}, fmt.Errorf("%w: a new user's id is a UUID", ErrInvalidData)
+		}
 		pub, err := icrypto.ParsePublicKey(req.PublicKey)
 		if err != nil {
 			return ControlReply{}, err
 		}
-		u, err := ctl.iota.CreateUser(ctx, req.Name, pub)
+		u, err := ctl.iota.CreateUserAs(ctx, req.ID, req.Name, pub)
 		if err != nil {
 			return ControlReply{}, err
 		}

@@ -150,7 +150,8 @@ func TestAdminSocketErrorsKeepTheirType(t *testing.T) {
 		{api.ControlRequest{Op: "member.ban", User: owner.ID}, api.ErrTypePermission},
 		{api.ControlRequest{Op: "member.kick"}, api.ErrTypeInvalidData},
 		{api.ControlRequest{Op: "invite.revoke", ID: "no-such-invite"}, api.ErrTypeNotFound},
-		{api.ControlRequest{Op: "user.add", PublicKey: "not a key"}, api.ErrTypeInvalidPublicKey},
+		{api.ControlRequest{Op: "user.add", ID: "0190f3a2-7b1c-7e4d-9a2b-3c4d5e6f7a8b", PublicKey: "not a key"}, api.ErrTypeInvalidPublicKey},
+		{api.ControlRequest{Op: "user.add", ID: "../../etc"}, api.ErrTypeInvalidData},
 		{api.ControlRequest{Op: "user.remove", ID: "nobody"}, api.ErrTypeInvalidUserID},
 		{api.ControlRequest{Op: "launch"}, api.ErrTypeInvalidData},
 	} {

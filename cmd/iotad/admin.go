@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/iotad/iotad/api"
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/atomicfile"
 	"github.com/iotad/iotad/internal/db"
 )
 
@@ -39,7 +43,7 @@ func operate(ctx context.Context, data string, req api.ControlRequest) (api.Cont
 		return api.ControlReply{}, err
 	}
 	defer a.Close()
-	ctl := api.NewControl(api.Services{Iota: a.iota, Communities: a.communities}, nil, slog.New(slog.DiscardHandler))
+	ctl := api.NewControl(api.Services{Iota: a.iota, Communities: a.communities, IotaKey: a.iotaKey}, nil, slog.New(slog.DiscardHandler))
 	return ctl.Do(ctx, req)
 }
 
@@ -89,27 +93,34 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// addUserKey makes a key pair, has the public half stored and writes the
-// key file (to DATA/<user id>.tu when keyFile is empty). The private half
-// never leaves this process.
+// addUserKey makes a key pair and writes the key file durably (to
+// DATA/<user id>.tu when keyFile is empty), naming this Iota's key on its
+// second line, and only then has the public half stored: an account never
+// exists without its key file, and the private half never leaves this
+// process.
 func addUserKey(ctx context.Context, data, name, keyFile string) (id, path string, err error) {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return "", "", fmt.Errorf("data directory: %w", err)
+	}
+	// The same file the server reads its identity from (made here first if
+	// no server ever ran).
+	iotaKey, err := keptIotaKey(filepath.Join(data, "iota.key"))
+	if err != nil {
+		return "", "", err
+	}
 	pub, priv, err := icrypto.GenerateKey(randReader)
 	if err != nil {
 		return "", "", err
 	}
-	rep, err := operate(ctx, data, api.ControlRequest{Op: "user.add", Name: name, PublicKey: pub.String()})
-	if err != nil {
-		return "", "", err
-	}
-	id = rep.User.ID
+	id = uuid.NewString()
 	if keyFile == "" {
 		keyFile = filepath.Join(data, id+".tu")
 	}
-	if err := writeKeyFile(keyFile, icrypto.FormatKeyFile(id, priv)); err != nil {
-		// An account nobody holds the key of is no use.
-		if _, rerr := operate(ctx, data, api.ControlRequest{Op: "user.remove", ID: id}); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
+	if err := atomicfile.Create(keyFile, icrypto.FormatKeyFileWithIota(id, priv, iotaKey.Public()), 0o600); err != nil {
+		return "", "", fmt.Errorf("key file: %w", err)
+	}
+	if _, err := operate(ctx, data, api.ControlRequest{Op: "user.add", ID: id, Name: name, PublicKey: pub.String()}); err != nil {
+		os.Remove(keyFile)
 		return "", "", err
 	}
 	return id, keyFile, nil

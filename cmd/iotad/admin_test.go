@@ -16,9 +16,9 @@ import (
 	icrypto "github.com/iotad/iotad/crypto"
 )
 
-// serveInProcess runs iotad serve on data until the test ends and returns
+// startServe runs iotad serve on data until the test ends and returns
 // its address once it listens.
-func serveInProcess(t *testing.T, data string) string {
+func startServe(t *testing.T, data string) string {
 	t.Helper()
 	addr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -99,7 +99,7 @@ func mustRun(t *testing.T, args ...string) string {
 // row the server learns of at the member's next login.
 func TestMemberBannedFromTheCLICannotStayConnected(t *testing.T) {
 	data := t.TempDir()
-	addr := serveInProcess(t, data)
+	addr := startServe(t, data)
 	info, err := os.Lstat(filepath.Join(data, api.ControlSocket))
 	if err != nil || info.Mode().Type() != os.ModeSocket || info.Mode().Perm() != 0o600 {
 		t.Fatalf("admin socket: %v %v, want a socket of mode 0600", info, err)
@@ -132,7 +132,7 @@ func TestMemberBannedFromTheCLICannotStayConnected(t *testing.T) {
 // must be the new one, not the one cached at login.
 func TestAdminDemotedFromTheCLICannotKick(t *testing.T) {
 	data := t.TempDir()
-	addr := serveInProcess(t, data)
+	addr := startServe(t, data)
 	adminInvite := mustRun(t, "invite", "create", "--data", data, "--role", "admin")
 	admin, _ := joinAs(t, addr, "eve", adminInvite)
 	bob, _ := joinAs(t, addr, "bob", firstInvites(t, data)[1])
@@ -161,7 +161,7 @@ func TestCLIWithoutServerWritesTheDatabase(t *testing.T) {
 	data := t.TempDir()
 	var malloryKey, eveKey icrypto.PrivateKey
 	t.Run("first server", func(t *testing.T) {
-		addr := serveInProcess(t, data)
+		addr := startServe(t, data)
 		invites := firstInvites(t, data)
 		_, malloryKey = joinAs(t, addr, "mallory", invites[1])
 		adminInvite := mustRun(t, "invite", "create", "--data", data, "--role", "admin")
@@ -177,7 +177,7 @@ func TestCLIWithoutServerWritesTheDatabase(t *testing.T) {
 		t.Fatalf("member list:\n%s", list)
 	}
 
-	addr := serveInProcess(t, data)
+	addr := startServe(t, data)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, "ws://"+addr+"/", nil)
@@ -214,7 +214,7 @@ func TestStaleAdminSocketFallsBackToTheDatabase(t *testing.T) {
 	if list := mustRun(t, "community", "list", "--data", data); !strings.Contains(list, id) {
 		t.Fatalf("community list: %q", list)
 	}
-	serveInProcess(t, data)
+	startServe(t, data)
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatalf("the next server did not replace the stale socket: %v", err)
@@ -230,7 +230,7 @@ func TestStaleAdminSocketFallsBackToTheDatabase(t *testing.T) {
 // server runs closes the removed account's open Iota sockets.
 func TestRemovedUserLosesOpenIotaSocket(t *testing.T) {
 	data := t.TempDir()
-	addr := serveInProcess(t, data)
+	addr := startServe(t, data)
 	keyFile := filepath.Join(t.TempDir(), "carol.tu")
 	id := mustRun(t, "user", "add", "--data", data, "--name", "carol", "--out", keyFile)
 	raw, err := os.ReadFile(keyFile)
@@ -266,7 +266,7 @@ func TestRemovedUserLosesOpenIotaSocket(t *testing.T) {
 // comes back as the same clear error as when the CLI runs it itself.
 func TestCLIErrorsCrossTheAdminSocket(t *testing.T) {
 	data := t.TempDir()
-	serveInProcess(t, data)
+	startServe(t, data)
 	for _, args := range [][]string{
 		{"member", "role", "--user", "nobody", "--role", "admin"},
 		{"member", "role", "--user", "nobody", "--role", "emperor"},
