@@ -46,8 +46,10 @@ const maxSocketPath = 103
 // handful of names and ids.
 const controlMaxBody = 64 << 10
 
-// ControlRequest is one operator command. Op names it ("member.ban");
-// the other fields are its arguments, unused ones left empty.
+// ControlRequest is one operator command. Op names it: user.add, .list,
+// .remove; token.create, .list, .revoke; community.create, .addr, .list;
+// invite.create, .list, .revoke; member.list, .role, .ban, .unban, .kick.
+// The other fields are its arguments, unused ones left empty.
 type ControlRequest struct {
 	Op         string        `json:"op"`
 	Community  string        `json:"community,omitempty"`
@@ -423,7 +425,8 @@ func (ctl *Control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, controlMaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		http.Error(w, "a command is one JSON object", http.StatusBadRequest)
+		// Unknown fields most likely come from a CLI newer than the server.
+		http.Error(w, fmt.Sprintf("not a command this iotad serve knows (is it older than the CLI?): %v", err), http.StatusBadRequest)
 		return
 	}
 	rep, err := ctl.Do(r.Context(), req)
@@ -554,7 +557,9 @@ func CallControl(ctx context.Context, path string, req ControlRequest) (ControlR
 	if err != nil {
 		return ControlReply{}, err
 	}
-	hc := &http.Client{Transport: &http.Transport{
+	// A command is a few database writes; a server that does not answer
+	// in a minute is stuck, and the operator should hear so.
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, "unix", path)
