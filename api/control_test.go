@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,4 +183,62 @@ func TestAdminSocketPathTooLong(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("left %d entries behind", len(entries))
 	}
+}
+
+// unixClient speaks HTTP to the admin socket at path, as a program other
+// than the CLI might.
+func unixClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}}
+}
+
+// TestAdminSocketRefusesMalformedCommands: what is not one known command
+// gets a 4xx and changes nothing.
+func TestAdminSocketRefusesMalformedCommands(t *testing.T) {
+	e := newEnv(t, nil)
+	hc := unixClient(e.controlSocket())
+	for _, c := range []struct {
+		method, body string
+		want         int
+	}{
+		{http.MethodGet, "", http.StatusMethodNotAllowed},
+		{http.MethodPost, "not json", http.StatusBadRequest},
+		{http.MethodPost, `{"op":"user.list","sudo":true}`, http.StatusBadRequest},
+		{http.MethodPost, `{"op":"user.list"` + strings.Repeat(" ", 70<<10) + `}`, http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequest(c.method, "http://iotad/", strings.NewReader(c.body))
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%s %.40q: %s, want %d", c.method, c.body, res.Status, c.want)
+		}
+	}
+}
+
+// FuzzControlBody: whatever arrives on the admin socket, the server
+// answers 200 (a command's reply or error) or 400, and never panics.
+func FuzzControlBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"op":"user.list"}`, `{"op":"member.ban","user":"x"}`, `{"op":"invite.create","uses":-1}`,
+		`{"op":"token.create","uses":1,"expires":-5}`, `{"op":"community.addr","addr":"::::"}`, `{}`, `[]`, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	e := newEnv(f, nil)
+	hc := unixClient(e.controlSocket())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		res, err := hc.Post("http://iotad/", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%q: %s", body, res.Status)
+		}
+	})
 }
