@@ -159,7 +159,7 @@ func NewControl(svc Services, srv *Server, log *slog.Logger) *Control {
 }
 
 // operator is the actor of every command: above every member but an owner.
-var operator = community.Member{UserID: community.Operator, Role: community.RoleOwner}
+var operator = community.OperatorMember()
 
 // Do runs one command.
 func (ctl *Control) Do(ctx context.Context, req ControlRequest) (ControlReply, error) {
