@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -127,10 +128,11 @@ func TestMemberBannedFromTheCLICannotStayConnected(t *testing.T) {
 	}
 }
 
-// TestAdminDemotedFromTheCLICannotKick: an admin demoted by the operator
-// while logged in tries to kick at once. The server's copy of the role
-// must be the new one, not the one cached at login.
-func TestAdminDemotedFromTheCLICannotKick(t *testing.T) {
+// TestAdminDemotedFromTheCLIIsToldAndCannotKick: an admin demoted by the
+// operator while logged in. The server must learn of it at once: every
+// open socket, the admin's own included, is told role_changed (so that
+// clients take the admin controls away), and the admin's kick fails.
+func TestAdminDemotedFromTheCLIIsToldAndCannotKick(t *testing.T) {
 	data := t.TempDir()
 	addr := startServe(t, data)
 	adminInvite := mustRun(t, "invite", "create", "--data", data, "--role", "admin")
@@ -138,6 +140,9 @@ func TestAdminDemotedFromTheCLICannotKick(t *testing.T) {
 	bob, _ := joinAs(t, addr, "bob", firstInvites(t, data)[1])
 
 	mustRun(t, "member", "role", "--data", data, "--user", "eve", "--role", "member")
+	for name, c := range map[string]*client.Client{"eve": admin, "bob": bob} {
+		waitRoleChanged(t, name, c, "eve", "member")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := admin.Function(ctx, "community", "", "", "kick", map[string]string{"user_id": "bob"}); err == nil {
@@ -151,6 +156,33 @@ func TestAdminDemotedFromTheCLICannotKick(t *testing.T) {
 	list := mustRun(t, "member", "list", "--data", data)
 	if !strings.Contains(list, "eve\tmember") || !strings.Contains(list, "bob\tmember") {
 		t.Fatalf("member list:\n%s", list)
+	}
+}
+
+// waitRoleChanged waits for the role_changed update of user on c.
+func waitRoleChanged(t *testing.T, name string, c *client.Client, user, role string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-c.Pushes():
+			if !ok {
+				t.Fatalf("%s: socket closed while waiting for role_changed", name)
+			}
+			r, err := m.Result()
+			if err != nil || r.Result != api.ResultRoleChanged {
+				continue
+			}
+			var p struct {
+				UserID string `json:"user_id"`
+				Role   string `json:"role"`
+			}
+			if err := json.Unmarshal(r.Payload, &p); err == nil && p.UserID == user && p.Role == role {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s was not told that %s is now %s", name, user, role)
+		}
 	}
 }
 
