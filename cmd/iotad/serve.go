@@ -168,22 +168,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := api.New(cfg, logger, services)
 	// The admin socket opens before the "listening" line, so that a CLI
 	// started after it finds the server.
-	control, err := api.ListenControl(filepath.Join(*data, api.ControlSocket))
+	stopControl, err := startControl(ctx, *data, services, srv, logger)
 	if err != nil {
 		closeAll()
 		return err
 	}
-	controlCtx, stopControl := context.WithCancel(ctx)
-	controlDone := make(chan error, 1)
-	go func() {
-		controlDone <- api.ServeControl(controlCtx, control, api.NewControl(services, srv, logger))
-	}()
-	defer func() {
-		stopControl()
-		if err := <-controlDone; err != nil {
-			logger.Warn("admin socket", slog.Any("err", err))
-		}
-	}()
+	defer stopControl()
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
