@@ -3,11 +3,20 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/iotad/iotad/api"
+	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/atomicfile"
 	"github.com/iotad/iotad/internal/db"
 )
 
@@ -17,6 +26,44 @@ func dataFlag(fs interface {
 	String(name, value, usage string) *string
 }) *string {
 	return fs.String("data", "iotad-data", "data directory")
+}
+
+// operate runs an operator command. When iotad serve runs on the data
+// directory, the command goes through its admin socket, so that the
+// server's caches and open sockets see the change at once (a ban closes
+// the member's socket, a demotion takes the role away from their open
+// session); when none runs, the CLI opens the database itself.
+func operate(ctx context.Context, data string, req api.ControlRequest) (api.ControlReply, error) {
+	rep, err := api.CallControl(ctx, filepath.Join(data, api.ControlSocket), req)
+	if !errors.Is(err, api.ErrNoServer) {
+		return rep, err
+	}
+	a, err := openApp(ctx, data, db.SyncFull)
+	if err != nil {
+		return api.ControlReply{}, err
+	}
+	defer a.Close()
+	ctl := api.NewControl(api.Services{Iota: a.iota, Communities: a.communities, IotaKey: a.iotaKey}, nil, slog.New(slog.DiscardHandler))
+	return ctl.Do(ctx, req)
+}
+
+// startControl opens the admin socket of the data directory and serves
+// the operator's commands on it with the running server's services; stop
+// waits for the command under way and removes the socket.
+func startControl(ctx context.Context, data string, svc api.Services, srv *api.Server, logger *slog.Logger) (stop func(), err error) {
+	ln, err := api.ListenControl(filepath.Join(data, api.ControlSocket))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- api.ServeControl(ctx, ln, api.NewControl(svc, srv, logger)) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			logger.Warn("admin socket", slog.Any("err", err))
+		}
+	}, nil
 }
 
 func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -37,37 +84,65 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.SyncFull)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
 	switch verb {
 	case "add":
-		u, path, err := addUser(ctx, a, *name, *out)
+		id, path, err := addUserKey(ctx, *data, *name, *out)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, u.ID)
+		fmt.Fprintln(stdout, id)
 		fmt.Fprintf(stderr, "key file written to %s\n", path)
 	case "list":
-		users, err := a.iota.Users(ctx)
+		rep, err := operate(ctx, *data, api.ControlRequest{Op: "user.list"})
 		if err != nil {
 			return err
 		}
-		for _, u := range users {
+		for _, u := range rep.Users {
 			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", u.ID, u.CreatedAt.UTC().Format(time.RFC3339), u.PublicKey, u.Name)
 		}
 	case "remove":
 		if *id == "" {
 			return fmt.Errorf("--id is required")
 		}
-		if err := a.iota.DeleteUser(ctx, *id); err != nil {
+		if _, err := operate(ctx, *data, api.ControlRequest{Op: "user.remove", ID: *id}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "removed %s\n", *id)
 	}
 	return nil
+}
+
+// addUserKey makes a key pair and writes the key file durably (to
+// DATA/<user id>.tu when keyFile is empty), naming this Iota's key on its
+// second line, and only then has the public half stored: an account never
+// exists without its key file, and the private half never leaves this
+// process.
+func addUserKey(ctx context.Context, data, name, keyFile string) (id, path string, err error) {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return "", "", fmt.Errorf("data directory: %w", err)
+	}
+	// The same file the server reads its identity from (made here first if
+	// no server ever ran).
+	iotaKey, err := keptIotaKey(filepath.Join(data, "iota.key"))
+	if err != nil {
+		return "", "", err
+	}
+	pub, priv, err := icrypto.GenerateKey(randReader)
+	if err != nil {
+		return "", "", err
+	}
+	id = uuid.NewString()
+	if keyFile == "" {
+		keyFile = filepath.Join(data, id+".tu")
+	}
+	if err := atomicfile.Create(keyFile, icrypto.FormatKeyFileWithIota(id, priv, iotaKey.Public()), 0o600); err != nil {
+		return "", "", fmt.Errorf("key file: %w", err)
+	}
+	if _, err := operate(ctx, data, api.ControlRequest{Op: "user.add", ID: id, Name: name, PublicKey: pub.String()}); err != nil {
+		os.Remove(keyFile)
+		return "", "", err
+	}
+	return id, keyFile, nil
 }
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -90,25 +165,21 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.SyncFull)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
 	switch verb {
 	case "create":
-		secret, t, err := a.iota.CreateToken(ctx, *uses, *expires)
+		rep, err := operate(ctx, *data, api.ControlRequest{Op: "token.create", Uses: *uses, Expires: *expires})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, secret)
+		t := rep.Token
+		fmt.Fprintln(stdout, rep.Secret)
 		fmt.Fprintf(stderr, "token %s: %d use(s), expires %s\n", t.ID, t.MaxUses, t.ExpiresAt.UTC().Format(time.RFC3339))
 	case "list":
-		tokens, err := a.iota.Tokens(ctx)
+		rep, err := operate(ctx, *data, api.ControlRequest{Op: "token.list"})
 		if err != nil {
 			return err
 		}
-		for _, t := range tokens {
+		for _, t := range rep.Tokens {
 			state := "active"
 			switch {
 			case t.Revoked:
@@ -124,7 +195,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if strings.TrimSpace(*id) == "" {
 			return fmt.Errorf("--id is required")
 		}
-		if err := a.iota.RevokeToken(ctx, *id); err != nil {
+		if _, err := operate(ctx, *data, api.ControlRequest{Op: "token.revoke", ID: *id}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked %s\n", *id)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/community"
-	"github.com/iotad/iotad/internal/db"
 )
 
 func communityCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,84 +31,37 @@ func communityCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.SyncFull)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
 	switch verb {
 	case "create":
-		first := len(a.communities.All()) == 0
-		if !first && *listen == "" {
-			*listen = a.communities.NextListenAddr()
-		}
-		c, err := a.communities.Create(ctx, *name)
+		rep, err := operate(ctx, *data, api.ControlRequest{Op: "community.create", Name: *name, Addr: *listen, PublicAddr: *public})
 		if err != nil {
 			return err
 		}
-		if err := a.communities.SetAddresses(ctx, c, *listen, *public); err != nil {
-			return err
-		}
-		if err := c.CreateDefaultChannels(ctx); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, c.ID)
-		if first {
+		fmt.Fprintln(stdout, rep.Community.ID)
+		if rep.First {
 			fmt.Fprintln(stderr, "served on iotad's main address (serve --addr)")
 		} else {
-			fmt.Fprintf(stderr, "served on its own address %s once iotad serve restarts; open that port too\n", c.ListenAddr)
+			fmt.Fprintf(stderr, "served on its own address %s once iotad serve restarts; open that port too\n", rep.Community.ListenAddr)
 		}
 	case "addr":
-		c, err := a.communities.Get(*id)
-		if err != nil {
-			return err
-		}
-		if err := a.communities.SetAddresses(ctx, c, *listen, *public); err != nil {
+		if _, err := operate(ctx, *data, api.ControlRequest{Op: "community.addr", Community: *id, Addr: *listen, PublicAddr: *public}); err != nil {
 			return err
 		}
 		fmt.Fprintln(stderr, "takes effect when iotad serve restarts")
 	case "list":
-		for _, c := range a.communities.All() {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", c.ID, c.Public, listenText(c), c.Name)
+		rep, err := operate(ctx, *data, api.ControlRequest{Op: "community.list"})
+		if err != nil {
+			return err
+		}
+		for _, c := range rep.Communities {
+			listen := c.ListenAddr
+			if listen == "" {
+				listen = "main"
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", c.ID, c.PublicKey, listen, c.Name)
 		}
 	}
 	return nil
-}
-
-func listenText(c *community.Community) string {
-	if c.ListenAddr == "" {
-		return "main"
-	}
-	return c.ListenAddr
-}
-
-// invitePublicAddr is what an invite printed by the CLI names: the
-// community's public address, else the one the running server uses for
-// it, else localhost and its port.
-func invitePublicAddr(c *community.Community) string {
-	switch {
-	case c.PublicAddr != "":
-		return c.PublicAddr
-	case c.ServedAddr != "":
-		return c.ServedAddr
-	case c.ListenAddr != "":
-		if _, port, err := net.SplitHostPort(c.ListenAddr); err == nil {
-			return net.JoinHostPort("localhost", port)
-		}
-	}
-	return "localhost:1984"
-}
-
-// pickCommunity finds --community, or the first community when it is empty.
-func pickCommunity(a *app, id string) (*community.Community, error) {
-	if id != "" {
-		return a.communities.Get(id)
-	}
-	all := a.communities.All()
-	if len(all) == 0 {
-		return nil, fmt.Errorf("there is no community yet: run `iotad serve` once or `iotad community create`")
-	}
-	return all[0], nil
 }
 
 func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -137,51 +88,35 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.SyncFull)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	c, err := pickCommunity(a, *communityID)
-	if err != nil {
-		return err
-	}
-	operator := community.OperatorMember()
+	req := api.ControlRequest{Op: "invite." + verb, Community: *communityID}
 	switch verb {
 	case "create":
-		r, err := community.ParseRole(*role)
-		if err != nil {
-			return err
-		}
-		secret, inv, err := c.CreateOperatorInvite(ctx, community.InviteOptions{MaxUses: *uses, TTL: *expires, UserID: *user, Role: r})
-		if err != nil {
-			return err
-		}
-		if *publicAddr == "" {
-			*publicAddr = invitePublicAddr(c)
-		}
-		fmt.Fprintln(stdout, api.InviteText(*publicAddr, secret, c.Public))
+		req.Uses, req.Expires, req.User, req.Role, req.PublicAddr = *uses, *expires, *user, *role, *publicAddr
+	case "revoke":
+		req.ID = *id
+	}
+	rep, err := operate(ctx, *data, req)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "create":
+		inv := rep.Invite
+		fmt.Fprintln(stdout, rep.Secret)
 		fmt.Fprintf(stderr, "invite %s: %d use(s) as %s, expires %s\n", inv.ID, inv.MaxUses, inv.Role, inv.ExpiresAt.UTC().Format(time.RFC3339))
 	case "list":
-		invites, err := c.Invites(ctx, operator)
-		if err != nil {
-			return err
-		}
-		for _, inv := range invites {
+		for _, inv := range rep.Invites {
 			fmt.Fprintf(stdout, "%s\t%d/%d\t%s\t%s\t%s\trevoked=%t\n", inv.ID, inv.Uses, inv.MaxUses, inv.Role,
 				inv.ExpiresAt.UTC().Format(time.RFC3339), inv.UserID, inv.Revoked)
 		}
 	case "revoke":
-		if err := c.RevokeInvite(ctx, operator, *id); err != nil {
-			return err
-		}
 		fmt.Fprintf(stdout, "revoked %s\n", *id)
 	}
 	return nil
 }
 
 func memberCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, rest, err := sub(args, "list", "role")
+	verb, rest, err := sub(args, "list", "role", "ban", "unban", "kick")
 	if err != nil {
 		return err
 	}
@@ -189,40 +124,39 @@ func memberCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := dataFlag(fs)
 	communityID := fs.String("community", "", "community id (default: the first)")
 	var user, role *string
-	if verb == "role" {
+	if verb != "list" {
 		user = fs.String("user", "", "the member's user id")
+	}
+	if verb == "role" {
 		role = fs.String("role", "", "owner, admin, moderator or member")
 	}
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.SyncFull)
-	if err != nil {
-		return err
+	req := api.ControlRequest{Op: "member." + verb, Community: *communityID}
+	if user != nil {
+		req.User = *user
 	}
-	defer a.Close()
-	c, err := pickCommunity(a, *communityID)
+	if role != nil {
+		req.Role = *role
+	}
+	rep, err := operate(ctx, *data, req)
 	if err != nil {
 		return err
 	}
 	switch verb {
 	case "list":
-		members, err := c.Members(ctx, community.OperatorMember())
-		if err != nil {
-			return err
-		}
-		for _, m := range members {
+		for _, m := range rep.Members {
 			fmt.Fprintf(stdout, "%s\t%s\tbanned=%t\t%s\n", m.UserID, m.Role, m.Banned, m.JoinedAt.UTC().Format(time.RFC3339))
 		}
 	case "role":
-		r, err := community.ParseRole(*role)
-		if err != nil {
-			return err
-		}
-		if err := c.OperatorSetRole(ctx, *user, r); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s is now %s\n", *user, r)
+		fmt.Fprintf(stdout, "%s is now %s\n", req.User, req.Role)
+	case "ban":
+		fmt.Fprintf(stdout, "banned %s\n", req.User)
+	case "unban":
+		fmt.Fprintf(stdout, "unbanned %s\n", req.User)
+	case "kick":
+		fmt.Fprintf(stdout, "kicked %s\n", req.User)
 	}
 	return nil
 }

@@ -19,12 +19,20 @@ commands:
   serve                          run the server (the default)
   user add|list|remove           manage the Iota's accounts
   token create|list|revoke       manage registration tokens
-  community create|list          manage communities
+  community create|list|addr     manage communities
   invite create|list|revoke      manage a community's invites
-  member list|role               list members, set a role (ownership moves only here)
+  member list|role|ban|unban|kick
+                                 list members, set a role (ownership moves only here),
+                                 ban, unban or kick a member
   client communities list|add|remove
                                  use an Iota from the terminal with your key file
   help                           show this text
+
+While iotad serve runs, the user, token, community, invite and member
+commands are carried out by the server, through the admin socket
+DATA/admin.sock (mode 0600: only the owner of the data directory may use
+it), so that the change takes effect at once; otherwise they open the
+database themselves.
 
 Run "iotad COMMAND -h" for a command's flags. Every flag can also be given as
 an environment variable: --data is IOTAD_DATA, --max-connections is

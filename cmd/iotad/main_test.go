@@ -128,12 +128,11 @@ func TestServeAndClient(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
 	}()
-	var invites []string
 	for listening := false; !listening; {
 		select {
 		case l := <-out.lines:
-			if strings.HasPrefix(l, "tensamin://") {
-				invites = append(invites, l)
+			if strings.Contains(l, "tensamin://") {
+				t.Fatalf("first start printed an invite to a writer that is not a terminal: %s", l)
 			}
 			listening = strings.HasPrefix(l, "iotad is listening")
 		case err := <-done:
@@ -142,9 +141,7 @@ func TestServeAndClient(t *testing.T) {
 			t.Fatal("serve did not start")
 		}
 	}
-	if len(invites) != 2 {
-		t.Fatalf("first start printed %d invites", len(invites))
-	}
+	invites := firstInvites(t, data)
 	owner := filepath.Join(data, "owner.tu")
 	server := "ws://" + addr
 	id, _, err := runCmd(t, "client", "communities", "add", "--key", owner, "--server", server, "--address", invites[1], "--title", "Home")
@@ -210,13 +207,8 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		}
 		return cmd, lines
 	}
-	cmd, lines := start()
-	var invite string
-	for _, l := range lines {
-		if strings.HasPrefix(l, "tensamin://") {
-			invite = l
-		}
-	}
+	cmd, _ := start()
+	invite := firstInvites(t, data)[1]
 	raw, _ := os.ReadFile(filepath.Join(data, "owner.tu"))
 	userID, priv, _ := icrypto.ParseKeyFile(raw)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -431,4 +423,71 @@ func TestServeRefusesATakenCommunityPort(t *testing.T) {
 		t.Fatalf("the main address stayed bound: %v", err)
 	}
 	ln.Close()
+}
+
+// firstInvites reads the invites of the first start from the file they go
+// to when stdout is not a terminal: the owner's, then the friends'.
+func firstInvites(t *testing.T, data string) []string {
+	t.Helper()
+	path := filepath.Join(data, firstInvitesFile)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, info.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(path)
+	var invites []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "tensamin://") {
+			invites = append(invites, l)
+		}
+	}
+	if len(invites) != 2 {
+		t.Fatalf("%s holds %d invites, want 2:\n%s", path, len(invites), raw)
+	}
+	return invites
+}
+
+// TestFirstInvitesAtATerminal: a person at a terminal sees the invites;
+// nothing is written to the data directory.
+func TestFirstInvitesAtATerminal(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := showFirstInvites(&out, true, dir, "tensamin://x\n"); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "tensamin://x\n" {
+		t.Fatalf("printed %q", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, firstInvitesFile)); !os.IsNotExist(err) {
+		t.Fatalf("wrote the invites to a file too: %v", err)
+	}
+	out.Reset()
+	if err := showFirstInvites(&out, false, dir, "tensamin://x\n"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "tensamin://") || !strings.Contains(out.String(), filepath.Join(dir, firstInvitesFile)) {
+		t.Fatalf("printed %q, want the file's path only", out.String())
+	}
+}
+
+// TestIsTerminal: a buffer, a file and /dev/null are not terminals.
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	for name, w := range map[string]io.Writer{"buffer": &bytes.Buffer{}, "file": f, "/dev/null": null} {
+		if isTerminal(w) {
+			t.Errorf("%s taken for a terminal", name)
+		}
+	}
 }

@@ -164,7 +164,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if turnSrv != nil {
 		defer turnSrv.Close()
 	}
-	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey})
+	services := api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey}
+	srv := api.New(cfg, logger, services)
+	// The admin socket opens before the "listening" line, so that a CLI
+	// started after it finds the server.
+	stopControl, err := startControl(ctx, *data, services, srv, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopControl()
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
@@ -259,13 +268,49 @@ func firstRun(ctx context.Context, a *app, stdout io.Writer, opts firstRunOption
 		return err
 	}
 	fmt.Fprintf(stdout, "first start: created community %q (%s)\n", c.Name, c.ID)
-	fmt.Fprintf(stdout, "owner invite for user %s (single use, 7 days):\n%s\n", owner, api.InviteText(opts.publicAddr, secret, c.Public))
 	friends, _, err := c.CreateOperatorInvite(ctx, community.InviteOptions{MaxUses: 10})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "invite for friends (10 uses, 7 days):\n%s\n", api.InviteText(opts.publicAddr, friends, c.Public))
+	invites := fmt.Sprintf("owner invite for user %s (single use, 7 days):\n%s\ninvite for friends (10 uses, 7 days):\n%s\n",
+		owner, api.InviteText(opts.publicAddr, secret, c.Public), api.InviteText(opts.publicAddr, friends, c.Public))
+	return showFirstInvites(stdout, isTerminal(stdout), a.dir, invites)
+}
+
+// firstInvitesFile is where the first start's invites go when stdout is
+// not a terminal.
+const firstInvitesFile = "first-invites.txt"
+
+// showFirstInvites prints the first start's invites to a person at a
+// terminal. Anywhere else (a service's journal, a log file, a pipe) they
+// would be kept, and read, by more than the operator: they go to a 0600
+// file in the data directory, and only its path is printed.
+func showFirstInvites(stdout io.Writer, terminal bool, dir, invites string) error {
+	if terminal {
+		_, err := io.WriteString(stdout, invites)
+		return err
+	}
+	path := filepath.Join(dir, firstInvitesFile)
+	if err := atomicfile.Write(path, []byte(invites), 0o600); err != nil {
+		return fmt.Errorf("first invites: %w", err)
+	}
+	fmt.Fprintf(stdout, "first start: the owner's and the friends' invites are in %s (keep it secret; delete it once they are used)\n", path)
 	return nil
+}
+
+// isTerminal reports whether w is a terminal. /dev/null is a character
+// device too, but invites written there would be lost.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	if err != nil || info.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(info, null)
 }
 
 // addUser makes a key pair, writes the key file durably (to
