@@ -253,8 +253,9 @@ test("unread marks for channels one is not looking at", async () => {
 test("10,000 messages scroll without loading them all", async () => {
   const { owner } = pages;
   // Fill the channel from inside the page with the page's own crypto.
-  await owner.evaluate(async (keyText) => {
+  await owner.evaluate(async ([keyText, invite]) => {
     const c = await import("/crypto.js");
+    const pinned = new URL(invite.replace("tensamin:", "http:")).searchParams.get("key");
     const me = c.parseKeyFile(keyText);
     const ws = new WebSocket(`ws://${location.host}/`);
     await new Promise((r) => (ws.onopen = r));
@@ -269,13 +270,14 @@ test("10,000 messages scroll without loading them all", async () => {
       ws.send(JSON.stringify({ type, id, data }));
     });
     const ch = await req("identification", { user_id: me.userID });
-    await req("challenge_response", { challenge: await c.openChallenge(me.privateKey, ch.data) });
+    const { answer } = await c.answerChallenge(me.privateKey, me.userID, ch.data, { role: "community", pinned });
+    await req("challenge_response", { challenge: answer });
     for (let i = 0; i < 10000; i++) {
       ws.send(JSON.stringify({ type: "function", data: { codec: "text", path: "General", name: "random", function: "send_message", payload: { message: `flood ${i}` } } }));
     }
     await req("function", { codec: "text", path: "General", name: "random", function: "get_messages", payload: { amount: 1 } });
     ws.close();
-  }, ownerKey);
+  }, [ownerKey, invites[0]]);
   await openGeneral(owner);
   await owner.click('#tree span:has-text("# random")');
   await owner.waitForSelector('#messages li:has-text("flood 9999")');
