@@ -80,7 +80,10 @@ export async function newPage(browser, base, name, ctx) {
 export async function loginWithKey(p, keyText) {
   await p.fill("#keytext", keyText);
   await p.click("#login-button");
-  await p.waitForSelector("#app:not([hidden])");
+  // A failed login says why on the status line: put that in the failure.
+  await p.waitForSelector("#app:not([hidden])").catch(async (err) => {
+    throw new Error(`login: ${err.message}; the page says: ${await p.textContent("#status")}`);
+  });
 }
 
 export async function joinWith(p, invite, title) {

@@ -13,6 +13,8 @@ import { WebSocketServer, WebSocket } from "ws";
 import { startIotad, launchChromium, newPage, loginWithKey, joinWith, statusSays } from "./harness.js";
 
 let srv, browser, ownerKey, owner;
+// A test that hangs fails instead, with whatever it was waiting for.
+const timeout = 60000;
 
 before(async () => {
   srv = await startIotad();
@@ -51,9 +53,14 @@ async function startRelay(upstreamPath, serverKey) {
     challenges: 0, // challenges the real server issued to the relay
     answers: 0, // challenge_response frames the page sent to the relay
     verdicts: [], // identification_response frames the real server sent
-    close: () => new Promise((resolve) => wss.close(resolve)),
+    // The server's close waits for open sockets, so end them first.
+    close: () => new Promise((resolve) => {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close(resolve);
+    }),
   };
   relay.pageLeft = new Promise((resolve) => (relay.leave = resolve));
+  relay.answered = new Promise((resolve) => (relay.answer = resolve));
   wss.on("connection", (page) => {
     const ids = {};
     const up = new WebSocket(`ws://${srv.addr}${upstreamPath}`);
@@ -80,6 +87,7 @@ async function startRelay(upstreamPath, serverKey) {
         toServer({ type: "identification", id: "relayed-identification", data: { user_id: m.data.user_id } });
       } else if (m.type === "challenge_response") {
         relay.answers++;
+        relay.answer();
         toServer({ type: "challenge_response", id: "relayed-answer", data: m.data });
       }
     });
@@ -95,14 +103,15 @@ const refusal = "This server is not the community you joined — it may be tryin
 
 for (const [target, path] of [["community A", "/"], ["the Iota", "/ws/iota"]]) {
   for (const [serverKey, why] of [["as sent", "Its key is not the one in your invite."], ["C's key", "Its challenge was made for another server."]]) {
-    test(`TestRelayedChallengeIsRefused: C relays ${target}'s challenge with server_key ${serverKey}`, async () => {
+    test(`TestRelayedChallengeIsRefused: C relays ${target}'s challenge with server_key ${serverKey}`, { timeout }, async () => {
       const relay = await startRelay(path, serverKey);
       try {
         await owner.evaluate(() => (document.getElementById("status").textContent = ""));
         await owner.fill("#invite", relay.invite);
         await owner.fill("#title", "Relay C");
         await owner.click("#add-community button");
-        await statusSays(owner, refusal);
+        const answered = relay.answered.then(() => assert.fail("the page answered the relayed challenge"));
+        await Promise.race([statusSays(owner, refusal), answered]);
         assert.ok((await owner.textContent("#status")).includes(why), await owner.textContent("#status"));
         // The page closes its socket to C when it refuses: after that it
         // can send nothing more, so the counts below are final.
@@ -118,7 +127,7 @@ for (const [target, path] of [["community A", "/"], ["the Iota", "/ws/iota"]]) {
   }
 }
 
-test("control: through the same relay, a page that pinned A's own key logs in to A", async () => {
+test("control: through the same relay, a page that pinned A's own key logs in to A", { timeout }, async () => {
   // Without this, the tests above could pass because the relay is broken.
   const relay = await startRelay("/", "as sent");
   try {
@@ -150,7 +159,7 @@ function framesTo(p) {
   return { sent, closed };
 }
 
-test("TestIotaKeyFromKeyFileIsEnforced: an Iota that is not the key file's iota_key gets no answer", async () => {
+test("TestIotaKeyFromKeyFileIsEnforced: an Iota that is not the key file's iota_key gets no answer", { timeout }, async () => {
   const ctx = await browser.newContext();
   try {
     const p = await ctx.newPage();
@@ -168,7 +177,7 @@ test("TestIotaKeyFromKeyFileIsEnforced: an Iota that is not the key file's iota_
   }
 });
 
-test("TestChangedIotaKeyIsRefused: after first use, another key (or login version 1) at the Iota's URL gets no answer", async () => {
+test("TestChangedIotaKeyIsRefused: after first use, another key (or login version 1) at the Iota's URL gets no answer", { timeout }, async () => {
   const ctx = await browser.newContext();
   try {
     // First use: the page pins the Iota's key and remembers the user's key.
