@@ -19,6 +19,7 @@ import (
 type communityAPI struct {
 	c      *community.Community
 	logins *loginLimiter
+	id     *identity
 	log    *slog.Logger
 	// publicAddr is host:port as invites name it.
 	publicAddr string
@@ -37,8 +38,9 @@ type memberSession struct {
 	role   atomic.Value // community.Role
 }
 
-func newCommunityAPI(c *community.Community, logins *loginLimiter, log *slog.Logger, publicAddr string, sfu *voice.SFU) *communityAPI {
-	a := &communityAPI{c: c, logins: logins, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr, sfu: sfu,
+func newCommunityAPI(c *community.Community, logins *loginLimiter, legacyLogin bool, log *slog.Logger, publicAddr string, sfu *voice.SFU) *communityAPI {
+	id := newIdentity(icrypto.RoleCommunity, c.Public, c.SharedWith, legacyLogin)
+	a := &communityAPI{c: c, logins: logins, id: id, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr, sfu: sfu,
 		members: map[*Session]*memberSession{}, calls: map[string]*Session{}}
 	a.everyone.Store(&[]*memberSession{})
 	c.Subscribe(a.onEvent)
@@ -90,15 +92,20 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 		return nil, err
 	}
 	var in struct {
-		UserID    *userID `json:"user_id"`
-		PublicKey *string `json:"public_key"`
-		Invite    *string `json:"invite"`
+		UserID       *userID         `json:"user_id"`
+		PublicKey    *string         `json:"public_key"`
+		Invite       *string         `json:"invite"`
+		LoginVersion json.RawMessage `json:"login_version"`
 	}
 	if err := decodeData(req, &in); err != nil {
 		return nil, err
 	}
 	if in.UserID == nil {
 		return nil, fmt.Errorf("%w: user_id is required", ErrInvalidData)
+	}
+	version, err := a.id.loginVersion(in.LoginVersion)
+	if err != nil {
+		return nil, err
 	}
 	uid := *in.UserID
 	var pub icrypto.PublicKey
@@ -117,8 +124,23 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 		if in.PublicKey != nil && pub != m.PublicKey {
 			return nil, fmt.Errorf("%w: this user id is a member with another key", ErrInvalidUserID)
 		}
-		return startChallenge(s, m.PublicKey, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
-			return a.completeLogin(ctx, s, uid, m, answer)
+		return startChallenge(s, a.id, version, uid.Text, m.PublicKey, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
+			// The row read above may be stale by now: a ban, kick or role
+			// change while the challenge was open must hold.
+			now, err := a.c.Member(ctx, uid.Text)
+			if err == community.ErrNotMember {
+				return nil, fmt.Errorf("%w: no longer a member", ErrInvalidUserID)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if now.Banned {
+				return nil, fmt.Errorf("%w: you are banned from this community", ErrPermission)
+			}
+			if now.PublicKey != m.PublicKey {
+				return nil, fmt.Errorf("%w: this user id is a member with another key", ErrInvalidUserID)
+			}
+			return a.completeLogin(ctx, s, uid, now, answer)
 		})
 	case err == community.ErrNotMember:
 		if in.Invite == nil {
@@ -131,7 +153,7 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 		if err := a.c.CheckInvite(ctx, secret, uid.Text); err != nil {
 			return nil, err
 		}
-		return startChallenge(s, pub, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
+		return startChallenge(s, a.id, version, uid.Text, pub, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
 			m, err := a.c.Join(ctx, secret, uid.Text, pub)
 			if err != nil {
 				return nil, err
@@ -145,10 +167,11 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 }
 
 func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID, m community.Member, answer string) (*Reply, error) {
-	key, err := a.c.MemberKey(m.UserID, m.PublicKey)
+	shared, err := a.id.staticShared(m.UserID, m.PublicKey)
 	if err != nil {
 		return nil, err
 	}
+	key := icrypto.MemberKeyFromShared(shared)
 	ms := &memberSession{s: s, userID: m.UserID}
 	ms.role.Store(m.Role)
 	s.State = ms

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -329,12 +330,15 @@ func TestJoinRules(t *testing.T) {
 			t.Fatalf("the invite was spent by a failed join: %v", err)
 		}
 	})
-	t.Run("proof verifies against the pinned key", func(t *testing.T) {
+	t.Run("a community that is not the pinned one gets no answer", func(t *testing.T) {
 		u := newKey(t)
 		c := env.dial("/")
 		other, _, _ := icrypto.GenerateKey(rand.Reader)
-		if _, err := c.LoginCommunity(ctxT(t), u.ID, u.Priv, env.invite(community.InviteOptions{}), &other); err == nil || !strings.Contains(err.Error(), "proof") {
+		if _, err := c.LoginCommunity(ctxT(t), u.ID, u.Priv, env.invite(community.InviteOptions{}), &other); !errors.Is(err, client.ErrServerIdentity) {
 			t.Fatalf("pinned to another key: %v", err)
+		}
+		if _, err := env.com.Member(ctx, u.ID); err == nil {
+			t.Fatal("the refused login made a member")
 		}
 	})
 }
@@ -358,7 +362,7 @@ func TestConcurrentJoins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		answers[i], _ = client.Solve(users[i].Priv, ch)
+		answers[i], _, _ = client.Solve(users[i].Priv, ch, client.Expect{Role: icrypto.RoleCommunity, UserID: users[i].ID})
 	}
 	for i := range clients {
 		wg.Add(1)

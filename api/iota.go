@@ -16,14 +16,15 @@ import (
 type iotaAPI struct {
 	store  *iotasvc.Store
 	logins *loginLimiter
+	id     *identity
 	log    *slog.Logger
 
 	mu      sync.Mutex
 	devices map[string]map[*Session]struct{}
 }
 
-func newIotaAPI(store *iotasvc.Store, logins *loginLimiter, log *slog.Logger) *iotaAPI {
-	return &iotaAPI{store: store, logins: logins, log: log, devices: map[string]map[*Session]struct{}{}}
+func newIotaAPI(store *iotasvc.Store, logins *loginLimiter, id *identity, log *slog.Logger) *iotaAPI {
+	return &iotaAPI{store: store, logins: logins, id: id, log: log, devices: map[string]map[*Session]struct{}{}}
 }
 
 func (a *iotaAPI) endpoint() *Endpoint {
@@ -62,7 +63,8 @@ func (a *iotaAPI) identification(ctx context.Context, s *Session, req *Request) 
 		return nil, err
 	}
 	var in struct {
-		UserID *userID `json:"user_id"`
+		UserID       *userID         `json:"user_id"`
+		LoginVersion json.RawMessage `json:"login_version"`
 	}
 	if err := decodeData(req, &in); err != nil {
 		return nil, err
@@ -70,12 +72,24 @@ func (a *iotaAPI) identification(ctx context.Context, s *Session, req *Request) 
 	if in.UserID == nil {
 		return nil, fmt.Errorf("%w: user_id is required", ErrInvalidData)
 	}
+	version, err := a.id.loginVersion(in.LoginVersion)
+	if err != nil {
+		return nil, err
+	}
 	user, err := a.store.User(ctx, in.UserID.Text)
 	if err != nil {
 		return nil, err
 	}
 	uid := *in.UserID
-	return startChallenge(s, user.PublicKey, func(ctx context.Context, s *Session, _ string) (*Reply, error) {
+	return startChallenge(s, a.id, version, uid.Text, user.PublicKey, func(ctx context.Context, s *Session, _ string) (*Reply, error) {
+		// The account may have been deleted while the challenge was open.
+		now, err := a.store.User(ctx, user.ID)
+		if err != nil {
+			return nil, err
+		}
+		if now.PublicKey != user.PublicKey {
+			return nil, fmt.Errorf("%w: the account's key changed during the login", ErrInvalidUserID)
+		}
 		s.SetLoggedIn(user.ID)
 		a.remember(s)
 		s.log.Info("iota login", slog.String("user", user.ID))

@@ -345,7 +345,7 @@ func TestLoginStates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		answer, _ := client.Solve(u.Priv, ch)
+		answer, _, _ := client.Solve(u.Priv, ch, client.Expect{Role: icrypto.RoleIota, UserID: u.ID})
 		if _, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": answer}); err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +361,7 @@ func TestLoginStates(t *testing.T) {
 		c := env.dial("/ws/iota")
 		first, _ := c.Request(ctx, "identification", map[string]any{"user_id": u.ID})
 		second, _ := c.Request(ctx, "identification", map[string]any{"user_id": u.ID})
-		old, _ := client.Solve(u.Priv, first)
+		old, _, _ := client.Solve(u.Priv, first, client.Expect{Role: icrypto.RoleIota, UserID: u.ID})
 		if _, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": old}); errType(err) != api.ErrTypeInvalidChallenge {
 			t.Fatalf("old challenge: %v", err)
 		}
@@ -373,7 +373,7 @@ func TestLoginStates(t *testing.T) {
 	t.Run("expired", func(t *testing.T) {
 		c := env.dial("/ws/iota")
 		ch, _ := c.Request(ctx, "identification", map[string]any{"user_id": u.ID})
-		answer, _ := client.Solve(u.Priv, ch)
+		answer, _, _ := client.Solve(u.Priv, ch, client.Expect{Role: icrypto.RoleIota, UserID: u.ID})
 		env.clock.Advance(31 * time.Second)
 		defer env.clock.Advance(-31 * time.Second)
 		if _, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": answer}); errType(err) != api.ErrTypeInvalidChallenge {
@@ -396,7 +396,7 @@ func TestLoginStates(t *testing.T) {
 		if _, err := c.Request(ctx, "challenge_response", map[string]any{"challenge": 5}); errType(err) != api.ErrTypeInvalidData {
 			t.Fatalf("number answer: %v", err)
 		}
-		answer, _ := client.Solve(u.Priv, ch)
+		answer, _, _ := client.Solve(u.Priv, ch, client.Expect{Role: icrypto.RoleIota, UserID: u.ID})
 		if _, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": answer}); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	icrypto "github.com/iotad/iotad/crypto"
@@ -24,13 +25,84 @@ type PendingLogin struct {
 type challengeData struct {
 	Challenge string `json:"challenge"`
 	PublicKey string `json:"public_key"`
+	// ServerKey is S_pub; a client opens with the key it pinned, never
+	// with this one, which is there for trust on first use and for errors.
+	ServerKey    string `json:"server_key,omitempty"`
+	LoginVersion int    `json:"login_version"`
+}
+
+// Login versions of PROTOCOL §3.
+const (
+	loginV1 = 1 // the Tensamin construction: open to relaying
+	loginV2 = 2 // bound to the pinned server key and the socket's role
+)
+
+// identity is a server's static X448 identity for version-2 logins (a
+// community's key, or the Iota key), with X448(S, U) cached per user: it
+// depends on no per-login value, so a returning user costs one X448 on
+// the server (the ephemeral one) besides the key generation.
+type identity struct {
+	role   icrypto.LoginRole
+	pub    icrypto.PublicKey
+	x448   func(icrypto.PublicKey) ([icrypto.KeySize]byte, error)
+	legacy bool // version 1 allowed: --legacy-login
+
+	shared sync.Map // user id → cachedShared
+}
+
+type cachedShared struct {
+	pub    icrypto.PublicKey
+	shared [icrypto.KeySize]byte
+}
+
+func newIdentity(role icrypto.LoginRole, pub icrypto.PublicKey, x448 func(icrypto.PublicKey) ([icrypto.KeySize]byte, error), legacy bool) *identity {
+	return &identity{role: role, pub: pub, x448: x448, legacy: legacy}
+}
+
+// staticShared is X448(S, pub), cached by user id and checked against the
+// key it was computed for, so a user whose key changed gets a fresh one.
+func (id *identity) staticShared(userID string, pub icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
+	if v, ok := id.shared.Load(userID); ok {
+		if c := v.(cachedShared); c.pub == pub {
+			return c.shared, nil
+		}
+	}
+	sh, err := id.x448(pub)
+	if err != nil {
+		return sh, err
+	}
+	id.shared.Store(userID, cachedShared{pub: pub, shared: sh})
+	return sh, nil
+}
+
+// loginVersion reads identification's login_version: absent or 2 is
+// version 2; 1 only when the operator allowed it; any other number is a
+// version this server does not speak.
+func (id *identity) loginVersion(raw json.RawMessage) (int, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return loginV2, nil
+	}
+	var v int
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, fmt.Errorf("%w: login_version must be an integer", ErrInvalidData)
+	}
+	switch {
+	case v == loginV2:
+		return loginV2, nil
+	case v == loginV1 && id.legacy:
+		return loginV1, nil
+	case v == loginV1:
+		return 0, fmt.Errorf("%w: login version 1 is open to relaying and is off on this server", ErrProtocol)
+	}
+	return 0, fmt.Errorf("%w: login version %d is not supported", ErrProtocol, v)
 }
 
 // startChallenge seals a fresh challenge to pub under a fresh ephemeral key
-// (the construction's nonce is fixed per key pair, so a static server key
-// would reuse it) and remembers what completes the login. A second
-// identification simply replaces the pending challenge.
-func startChallenge(s *Session, pub icrypto.PublicKey, complete func(ctx context.Context, s *Session, answer string) (*Reply, error)) (*Reply, error) {
+// (the nonce is fixed per key pair, so reusing one would reuse the nonce)
+// and remembers what completes the login. userID is the AAD of version 2,
+// as the client sent it. A second identification replaces the pending
+// challenge.
+func startChallenge(s *Session, id *identity, version int, userID string, pub icrypto.PublicKey, complete func(ctx context.Context, s *Session, answer string) (*Reply, error)) (*Reply, error) {
 	ephPub, ephPriv, err := icrypto.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("api: challenge key: %w", err)
@@ -39,13 +111,23 @@ func startChallenge(s *Session, pub icrypto.PublicKey, complete func(ctx context
 	if err != nil {
 		return nil, fmt.Errorf("api: challenge text: %w", err)
 	}
-	sealed, err := icrypto.SealChallenge(ephPriv, pub, []byte(text))
+	out := challengeData{PublicKey: ephPub.String(), LoginVersion: version}
+	if version == loginV1 {
+		out.Challenge, err = icrypto.SealChallenge(ephPriv, pub, []byte(text))
+	} else {
+		var static [icrypto.KeySize]byte
+		static, err = id.staticShared(userID, pub)
+		if err == nil {
+			l := icrypto.LoginV2{Role: id.role, UserID: userID, Ephemeral: ephPub, Server: id.pub}
+			out.Challenge, err = icrypto.SealChallengeV2(ephPriv, static, pub, l, []byte(text))
+			out.ServerKey = id.pub.String()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot seal a challenge to this key", icrypto.ErrLowOrder)
 	}
 	s.Login = &PendingLogin{answer: text, expires: s.now().Add(ChallengeTTL), complete: complete}
-	return &Reply{Type: TypeChallenge, LogMessage: "Solve this challenge to log in",
-		Data: challengeData{Challenge: sealed, PublicKey: ephPub.String()}}, nil
+	return &Reply{Type: TypeChallenge, LogMessage: "Solve this challenge to log in", Data: out}, nil
 }
 
 // handleChallengeResponse is shared by every socket with a challenge login.
@@ -121,4 +203,15 @@ func checkIdentification(s *Session, logins *loginLimiter) error {
 		return fmt.Errorf("%w: too many logins from this address", ErrRateLimited)
 	}
 	return nil
+}
+
+// iotaIdentity is the Iota's login identity; a zero key is replaced by a
+// fresh one, so a test server needs no key file.
+func iotaIdentity(priv icrypto.PrivateKey, legacy bool) *identity {
+	if priv == (icrypto.PrivateKey{}) {
+		_, priv, _ = icrypto.GenerateKey(rand.Reader)
+	}
+	return newIdentity(icrypto.RoleIota, priv.Public(), func(pub icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
+		return icrypto.SharedSecret(priv, pub)
+	}, legacy)
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/voice"
+	icrypto "github.com/iotad/iotad/crypto"
 	iotasvc "github.com/iotad/iotad/iota"
 	"github.com/iotad/iotad/web"
 )
@@ -48,6 +49,10 @@ type Config struct {
 	// Pprof mounts net/http/pprof at /debug/pprof/ (off by default: it
 	// lets anyone who reaches the port profile the server).
 	Pprof bool
+	// LegacyLogin accepts login version 1 (PROTOCOL §3) from clients that
+	// ask for it. It is open to relaying: a community the user visits can
+	// log in as them elsewhere with it.
+	LegacyLogin bool
 	// Clock tells the time for challenge expiry; nil means time.Now. Tests
 	// move it forward instead of sleeping.
 	Clock func() time.Time
@@ -94,6 +99,10 @@ type Services struct {
 	Communities *community.Service
 	// SFU carries the calls' media; nil means call sockets do presence only.
 	SFU *voice.SFU
+	// IotaKey is the Iota's identity key for version-2 logins, kept in the
+	// data directory; the zero key means one made for this process alone
+	// (tests), which clients can pin only on first use.
+	IotaKey icrypto.PrivateKey
 }
 
 // New wires the routes.
@@ -112,14 +121,14 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
-	s.iota = newIotaAPI(svc.Iota, s.logins, log)
+	s.iota = newIotaAPI(svc.Iota, s.logins, iotaIdentity(svc.IotaKey, cfg.LegacyLogin), log)
 	s.iotaEP = s.iota.endpoint()
 	if cfg.PublicAddr == "" {
 		s.cfg.PublicAddr = "localhost:1984"
 	}
 	if svc.Communities != nil {
 		if all := svc.Communities.All(); len(all) > 0 {
-			s.community = newCommunityAPI(all[0], s.logins, log, s.cfg.PublicAddr, svc.SFU)
+			s.community = newCommunityAPI(all[0], s.logins, cfg.LegacyLogin, log, s.cfg.PublicAddr, svc.SFU)
 		}
 	}
 	s.router = s.routes(s.community)
@@ -196,7 +205,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityLis
 	servers := []*http.Server{s.httpServer(s.router)}
 	listeners := []net.Listener{ln}
 	for _, cl := range own {
-		c := newCommunityAPI(cl.Community, s.logins, s.log, cl.PublicAddr, s.sfu)
+		c := newCommunityAPI(cl.Community, s.logins, s.cfg.LegacyLogin, s.log, cl.PublicAddr, s.sfu)
 		servers = append(servers, s.httpServer(s.routes(c)))
 		listeners = append(listeners, cl.Listener)
 	}

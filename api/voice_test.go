@@ -400,20 +400,22 @@ func TestRTCPFeedback(t *testing.T) {
 // TestTURNRelay: a peer that may only use relayed candidates still gets
 // media through the embedded TURN server.
 func TestTURNRelay(t *testing.T) {
-	turn, err := voice.StartTURN(voice.TURNConfig{Addr: "127.0.0.1:0", PublicIP: "127.0.0.1", Secret: "test secret"})
+	env := newEnv(t, nil)
+	turn, err := voice.StartTURN(voice.TURNConfig{Addr: "127.0.0.1:0", PublicIP: "127.0.0.1", Secret: "test secret",
+		Members: env.communities, Media: env.sfu.MediaAddrs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer turn.Close()
-	env := newEnv(t, nil)
 	owner := env.join(community.RoleOwner)
 	setupChannels(t, owner)
-	urls, user, pass, err := turn.Credentials("relay-test")
+	relayMember := env.join(community.RoleMember)
+	urls, user, pass, err := turn.Credentials(relayMember.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	servers := []webrtc.ICEServer{{URLs: urls, Username: user, Credential: pass}}
-	relayed := env.joinCall(env.join(community.RoleMember), client.CallOptions{ICEServers: servers, RelayOnly: true})
+	relayed := env.joinCall(relayMember, client.CallOptions{ICEServers: servers, RelayOnly: true})
 	direct := env.joinCall(env.join(community.RoleMember), client.CallOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

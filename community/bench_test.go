@@ -23,7 +23,7 @@ func BenchmarkSendMessage(b *testing.B) {
 			ctx := context.Background()
 			c.CreateDefaultChannels(ctx)
 			payload := json.RawMessage(`{"message":"a message of ordinary length, about as long as people write them"}`)
-			m := Member{UserID: "sender", Role: RoleMember}
+			m := addMember(b, c, RoleMember)
 			var wg sync.WaitGroup
 			work := make(chan struct{}, b.N)
 			for range b.N {

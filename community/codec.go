@@ -33,6 +33,9 @@ type Call struct {
 	// Session is what the transport keeps for the caller's socket (voice
 	// uses it to know whether a call socket is up); codecs treat it as opaque.
 	Session any
+	// granted are the permissions Allowed confirmed on the cached role;
+	// SetState checks them again against the stored one.
+	granted []Permission
 }
 
 // Result is a function's reply: the wire's result name and payload. A nil
@@ -59,7 +62,11 @@ func (call *Call) Decode(v any) error {
 
 // Allowed checks a permission of the caller.
 func (call *Call) Allowed(p Permission) bool {
-	return call.Community.svc.perms.Allows(call.Member.Role, p)
+	ok := call.Community.svc.perms.Allows(call.Member.Role, p)
+	if ok {
+		call.granted = append(call.granted, p)
+	}
+	return ok
 }
 
 // Publish pushes an update about the call's channel to every member who
@@ -83,6 +90,9 @@ func (call *Call) State(ctx context.Context, key string) (string, error) {
 // committed, in commit order.
 func (call *Call) SetState(ctx context.Context, key, value string, after func()) error {
 	return call.Community.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if err := call.recheck(ctx, tx); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO channel_state(channel_id, key, value) VALUES(?, ?, ?)
 			ON CONFLICT(channel_id, key) DO UPDATE SET value = excluded.value`, call.Channel.ID, key, value)
 		return err
@@ -104,7 +114,7 @@ type Registry struct {
 func NewRegistry() *Registry {
 	r := &Registry{codecs: map[string]Codec{}}
 	r.Register(CodecCategory, categoryCodec{})
-	r.Register(CodecText, textCodec{})
+	r.Register(CodecText, &textCodec{})
 	r.Register(CodecVoice, voiceCodec{})
 	return r
 }

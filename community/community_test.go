@@ -92,7 +92,7 @@ func TestKeyFileAndReload(t *testing.T) {
 	if err != nil || g.ListenAddr != ":1990" || g.PublicAddr != "games.example:1990" || g.ServedAddr != "games.example:1990" {
 		t.Fatalf("reloaded addresses: %v", err)
 	}
-	if v, _ := d.Version(ctx, "community"); v != 2 {
+	if v, _ := d.Version(ctx, "community"); v != 3 {
 		t.Fatalf("schema version %d", v)
 	}
 	// A key file that does not match refuses to start.
@@ -204,7 +204,7 @@ func TestDeepOffsets(t *testing.T) {
 	}
 	ch, _ := c.Find("General", "general")
 	seedMessages(t, s, c, ch, 5000)
-	owner := Member{UserID: "owner", Role: RoleOwner}
+	owner := OperatorMember()
 	check := func() {
 		t.Helper()
 		for _, offset := range []int{1000, 1001, 2500, 4949, 4990, 5000, 9000} {

@@ -18,7 +18,7 @@ func FuzzFunctionPayload(f *testing.F) {
 	if err := c.CreateDefaultChannels(ctx); err != nil {
 		f.Fatal(err)
 	}
-	owner := Member{UserID: "owner", Role: RoleOwner}
+	owner := OperatorMember()
 	for _, seed := range []struct {
 		channel, function, payload string
 	}{

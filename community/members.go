@@ -33,6 +33,41 @@ type Member struct {
 	Role      Role
 	Banned    bool
 	JoinedAt  time.Time
+	// operator marks OperatorMember: the operator has no members row, and
+	// a flag no client can set keeps a member whose user id happens to be
+	// "operator" from passing as them.
+	operator bool
+}
+
+// OperatorMember is the actor the CLI acts as: the owner's powers, never
+// re-read from the members table.
+func OperatorMember() Member {
+	return Member{UserID: Operator, Role: RoleOwner, operator: true}
+}
+
+// actorNow re-reads actor inside the write transaction q and checks p (when
+// not "") against the role stored now. A socket's cached role may be older
+// than a demotion, kick or ban: one queued ahead of this write in the same
+// batch, or one the CLI committed from another process, which no
+// role_changed event reaches. what names the action in the refusal.
+func (c *Community) actorNow(ctx context.Context, q queryer, actor Member, p Permission, what string) (Member, error) {
+	if actor.operator {
+		return actor, nil
+	}
+	m, err := c.member(ctx, q, actor.UserID)
+	if errors.Is(err, ErrNotMember) {
+		return Member{}, fmt.Errorf("%w: %s: you are no longer a member", ErrPermission, what)
+	}
+	if err != nil {
+		return Member{}, err
+	}
+	if m.Banned {
+		return Member{}, fmt.Errorf("%w: %s: you are banned", ErrPermission, what)
+	}
+	if p != "" && !c.svc.perms.Allows(m.Role, p) {
+		return Member{}, fmt.Errorf("%w: %s needs a higher role", ErrPermission, what)
+	}
+	return m, nil
 }
 
 // Member looks up a member (banned ones included). Every login and request
@@ -69,10 +104,29 @@ func scanMember(userID string, row *sql.Row) (Member, error) {
 	return m, nil
 }
 
+// recheck is actorNow for a codec's write: the caller, re-read inside q,
+// must still hold every permission the codec was granted on the cached role.
+func (call *Call) recheck(ctx context.Context, q queryer) error {
+	c := call.Community
+	m, err := c.actorNow(ctx, q, call.Member, "", call.Function)
+	if err != nil {
+		return err
+	}
+	for _, p := range call.granted {
+		if !c.svc.perms.Allows(m.Role, p) {
+			return fmt.Errorf("%w: %s needs a higher role", ErrPermission, call.Function)
+		}
+	}
+	return nil
+}
+
 // Members lists every member, banned ones included, in join order.
 func (c *Community) Members(ctx context.Context, actor Member) ([]Member, error) {
 	if !c.svc.perms.Allows(actor.Role, PermListMembers) {
 		return nil, fmt.Errorf("%w: listing members needs a higher role", ErrPermission)
+	}
+	if _, err := c.actorNow(ctx, c.svc.db.Read, actor, PermListMembers, "listing members"); err != nil {
+		return nil, err
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT user_id, public_key, role, banned, joined_at FROM members
 		WHERE community_id = ? ORDER BY joined_at, user_id`, c.ID)
@@ -127,16 +181,17 @@ func (c *Community) CreateInvite(ctx context.Context, actor Member, opts InviteO
 	if opts.Role != "" && opts.Role != RoleMember {
 		return "", Invite{}, fmt.Errorf("%w: invites made in the community make members", ErrPermission)
 	}
-	return c.createInvite(ctx, actor.UserID, opts)
+	return c.createInvite(ctx, actor, PermInvite, opts)
 }
 
 // CreateOperatorInvite makes an invite on the operator's behalf (CLI, first
 // start); it may make an owner.
 func (c *Community) CreateOperatorInvite(ctx context.Context, opts InviteOptions) (string, Invite, error) {
-	return c.createInvite(ctx, Operator, opts)
+	return c.createInvite(ctx, OperatorMember(), "", opts)
 }
 
-func (c *Community) createInvite(ctx context.Context, by string, opts InviteOptions) (string, Invite, error) {
+func (c *Community) createInvite(ctx context.Context, actor Member, p Permission, opts InviteOptions) (string, Invite, error) {
+	by := actor.UserID
 	if opts.MaxUses == 0 {
 		opts.MaxUses = DefaultInviteUses
 	}
@@ -164,6 +219,9 @@ func (c *Community) createInvite(ctx context.Context, by string, opts InviteOpti
 		UserID: opts.UserID, Role: opts.Role, CreatedBy: by}
 	hash := icrypto.HashSecret(secret)
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, actor, p, "creating invites"); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO invites(id, community_id, secret_hash, max_uses, expires_at, user_id, role, created_by, created_at)
 			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, inv.ID, c.ID, hash[:], inv.MaxUses, inv.ExpiresAt.UnixMilli(),
 			nullable(inv.UserID), string(inv.Role), by, now.UnixMilli())
@@ -189,6 +247,9 @@ func nullable(s string) any {
 func (c *Community) Invites(ctx context.Context, actor Member) ([]Invite, error) {
 	if !c.svc.perms.Allows(actor.Role, PermManageInvites) {
 		return nil, fmt.Errorf("%w: listing invites needs a higher role", ErrPermission)
+	}
+	if _, err := c.actorNow(ctx, c.svc.db.Read, actor, PermManageInvites, "listing invites"); err != nil {
+		return nil, err
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id, max_uses, uses, expires_at, COALESCE(user_id, ''), role, created_by, revoked
 		FROM invites WHERE community_id = ? ORDER BY created_at, id`, c.ID)
@@ -216,6 +277,9 @@ func (c *Community) RevokeInvite(ctx context.Context, actor Member, id string) e
 		return fmt.Errorf("%w: revoking invites needs a higher role", ErrPermission)
 	}
 	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, actor, PermManageInvites, "revoking invites"); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE invites SET revoked = 1 WHERE id = ? AND community_id = ?`, id, c.ID)
 		if err != nil {
 			return fmt.Errorf("community: revoke invite: %w", err)
@@ -331,6 +395,13 @@ func (c *Community) SetRole(ctx context.Context, actor Member, userID string, ro
 		return fmt.Errorf("%w: a %s may give roles up to %s", ErrPermission, actor.Role, MaxGrant(actor.Role))
 	}
 	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		actor, err := c.actorNow(ctx, tx, actor, PermSetRole, "setting roles")
+		if err != nil {
+			return err
+		}
+		if role.rank() > MaxGrant(actor.Role).rank() {
+			return fmt.Errorf("%w: a %s may give roles up to %s", ErrPermission, actor.Role, MaxGrant(actor.Role))
+		}
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
@@ -347,6 +418,10 @@ func (c *Community) Kick(ctx context.Context, actor Member, userID string) error
 		return fmt.Errorf("%w: kicking needs a higher role", ErrPermission)
 	}
 	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		actor, err := c.actorNow(ctx, tx, actor, PermKick, "kicking")
+		if err != nil {
+			return err
+		}
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
@@ -384,6 +459,10 @@ func (c *Community) setBanned(ctx context.Context, actor Member, userID string, 
 		after = func() { c.publish(Event{Disconnect: userID, CloseCode: CloseBanned}) }
 	}
 	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		actor, err := c.actorNow(ctx, tx, actor, PermBan, "banning")
+		if err != nil {
+			return err
+		}
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
@@ -423,6 +502,9 @@ func (c *Community) audit(ctx context.Context, tx *sql.Tx, actor, action, target
 func (c *Community) AuditLog(ctx context.Context, actor Member, before *int64, amount int) ([]AuditEntry, bool, error) {
 	if !c.svc.perms.Allows(actor.Role, PermAuditLog) {
 		return nil, false, fmt.Errorf("%w: reading the audit log needs a higher role", ErrPermission)
+	}
+	if _, err := c.actorNow(ctx, c.svc.db.Read, actor, PermAuditLog, "reading the audit log"); err != nil {
+		return nil, false, err
 	}
 	if amount < 1 || amount > MaxPage {
 		return nil, false, fmt.Errorf("%w: amount must be 1..%d", ErrInvalidData, MaxPage)

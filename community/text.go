@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -36,9 +38,58 @@ type Message struct {
 	EditedAt *int64 `json:"edited_at,omitempty"`
 }
 
-type textCodec struct{}
+// TypingInterval is how often one user's typing in one channel is passed
+// on: a client sends typing on every key press, and each one would be a
+// frame to every member.
+const TypingInterval = 3 * time.Second
 
-func (textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
+// maxTypingKeys is the size at which typingGate first forgets old keys.
+const maxTypingKeys = 4096
+
+type textCodec struct {
+	typing typingGate
+}
+
+type typingKey struct {
+	community string
+	channel   int64
+	user      string
+}
+
+// typingGate remembers when each (community, channel, user) last had a
+// typing passed on.
+type typingGate struct {
+	mu        sync.Mutex
+	last      map[typingKey]time.Time
+	nextSweep int
+}
+
+// pass reports whether a typing at now is the first of its key within
+// TypingInterval, and if so records it. A clock that stepped back counts
+// as the interval having passed, so typing is not silenced until it
+// catches up.
+func (g *typingGate) pass(k typingKey, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d := now.Sub(g.last[k]); d >= 0 && d < TypingInterval {
+		return false
+	}
+	if g.last == nil {
+		g.last, g.nextSweep = map[typingKey]time.Time{}, maxTypingKeys
+	}
+	if len(g.last) >= g.nextSweep {
+		for key, at := range g.last {
+			if d := now.Sub(at); d < 0 || d >= TypingInterval {
+				delete(g.last, key)
+			}
+		}
+		g.nextSweep = max(maxTypingKeys, 2*len(g.last))
+	}
+	g.last[k] = now
+	return true
+}
+
+func (tc *textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 	switch call.Function {
 	case "send_message":
 		return sendMessage(ctx, call)
@@ -49,14 +100,28 @@ func (textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 	case "delete_message":
 		return deleteMessage(ctx, call)
 	case "typing":
-		if !call.Allowed(PermPost) {
-			return nil, fmt.Errorf("%w: typing needs a higher role", ErrPermission)
-		}
-		call.Community.publish(Event{Channel: call.Channel.Ref(), Result: ResultTyping,
-			Payload: map[string]string{"user_id": call.Member.UserID}, Except: call.Member.UserID})
-		return nil, nil
+		return nil, tc.typed(ctx, call)
 	}
 	return nil, UnknownFunction(CodecText, call.Function)
+}
+
+// typed passes a typing on to the others, at most once per user and
+// channel per TypingInterval; the rest are dropped without a word, as
+// typing has no reply. Only what passes costs a read of the member.
+func (tc *textCodec) typed(ctx context.Context, call *Call) error {
+	c, m := call.Community, call.Member
+	if !call.Allowed(PermPost) {
+		return fmt.Errorf("%w: typing needs a higher role", ErrPermission)
+	}
+	if !tc.typing.pass(typingKey{c.ID, call.Channel.ID, m.UserID}, c.svc.now()) {
+		return nil
+	}
+	if _, err := c.actorNow(ctx, c.svc.db.Read, m, PermPost, "typing"); err != nil {
+		return err
+	}
+	c.publish(Event{Channel: call.Channel.Ref(), Result: ResultTyping,
+		Payload: map[string]string{"user_id": m.UserID}, Except: m.UserID})
+	return nil
 }
 
 func checkBody(body *string) error {
@@ -103,6 +168,9 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	// The id and time are taken inside the transaction, so ids increase in
 	// the order messages are stored and published.
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting"); err != nil {
+			return err
+		}
 		now := c.svc.now()
 		id = c.svc.ids.next(now)
 		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
@@ -275,6 +343,9 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 	c, ch := call.Community, call.Channel
 	var editedAt int64
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "editing"); err != nil {
+			return err
+		}
 		sender, err := senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
@@ -312,12 +383,16 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 	}
 	c, ch := call.Community, call.Channel
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "deleting")
+		if err != nil {
+			return err
+		}
 		sender, err := senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
 		}
 		others := sender != call.Member.UserID
-		if others && !call.Allowed(PermDeleteAny) {
+		if others && !c.svc.perms.Allows(actor.Role, PermDeleteAny) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, id[:]); err != nil {

@@ -253,6 +253,9 @@ func (c *Community) treeChange(ctx context.Context, actor Member, action, target
 		return err
 	}
 	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, actor, PermManageChannels, "managing channels"); err != nil {
+			return err
+		}
 		if err := write(tx); err != nil {
 			return err
 		}
@@ -482,7 +485,7 @@ func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel) {
 }
 
 // operatorActor is who the operator acts as on the tree.
-var operatorActor = Member{UserID: Operator, Role: RoleOwner}
+var operatorActor = OperatorMember()
 
 // CreateDefaultChannels gives a new community somewhere to talk: a General
 // category with a text and a voice channel.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -90,6 +93,9 @@ func (voiceCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 	}
 	switch call.Function {
 	case "join":
+		if _, err := c.actorNow(ctx, c.svc.db.Read, m, PermVoice, "voice"); err != nil {
+			return nil, err
+		}
 		t, err := icrypto.NewTicket(rand.Reader, c.CallID(ch), m.UserID, c.svc.now().Add(TicketTTL))
 		if err != nil {
 			return nil, err
@@ -157,13 +163,15 @@ func (c *Community) RedeemTicket(path, name, ticket string) (*Channel, string, e
 }
 
 // EnterCall puts a user in a voice channel as active (their call socket is
-// up). A user is in one call per community: entering one leaves the other.
+// up), server-muted again if a moderator muted them there. A user is in one
+// call per community: entering one leaves the other.
 func (c *Community) EnterCall(ch *Channel, userID string) VoiceUser {
 	for _, other := range c.callsOf(userID) {
 		if other != ch {
 			c.LeaveCall(other, userID)
 		}
 	}
+	muted := c.serverMuted(ch, userID)
 	c.mu.Lock()
 	room := c.voice[ch.ID]
 	if room == nil {
@@ -175,12 +183,31 @@ func (c *Community) EnterCall(ch *Channel, userID string) VoiceUser {
 		u = &VoiceUser{UserID: userID}
 		room.users = append(room.users, u)
 	}
-	u.State, u.Streaming = StateActive, false
+	u.State, u.Streaming, u.ServerMuted = StateActive, false, muted
 	snapshot := *u
 	c.treeJSON = nil
 	c.mu.Unlock()
 	c.publish(Event{Channel: ch.Ref(), Result: ResultUserChanged, Payload: snapshot})
+	if muted {
+		c.publish(Event{MuteCall: userID, Muted: true})
+	}
 	return snapshot
+}
+
+// serverMuted reads whether userID is server-muted in ch. A failed read
+// counts as muted: a mute that does not hold is the failure that matters.
+func (c *Community) serverMuted(ch *Channel, userID string) bool {
+	var one int
+	err := c.svc.db.ReadRow(context.Background(), `SELECT 1 FROM server_mutes WHERE channel_id = ? AND user_id = ?`,
+		ch.ID, userID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false
+	}
+	if err != nil {
+		slog.Warn("community: read server mute; treating the user as muted",
+			slog.String("community", c.ID), slog.String("user", userID), slog.Any("err", err))
+	}
+	return true
 }
 
 func (c *Community) callsOf(userID string) []*Channel {
@@ -255,7 +282,11 @@ func (c *Community) Peers(ch *Channel) []VoiceUser {
 }
 
 // moderateCall lets a moderator server-mute or disconnect someone of a
-// lower role in the call.
+// lower role. The actor and the target are read again where the decision
+// is made (inside the write for a mute), not taken from the socket's cache.
+// A mute is stored per channel and user, so it holds across leaving,
+// reconnecting and restarts, and may be set or lifted while the target is
+// not in the call.
 func moderateCall(ctx context.Context, call *Call) (*Result, error) {
 	c, ch := call.Community, call.Channel
 	if !call.Allowed(PermMuteOthers) {
@@ -271,27 +302,70 @@ func moderateCall(ctx context.Context, call *Call) (*Result, error) {
 	if in.UserID == nil {
 		return nil, fmt.Errorf("%w: payload.user_id is required", ErrInvalidData)
 	}
-	target, err := c.Member(ctx, *in.UserID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %q is not a member", ErrNotFound, *in.UserID)
-	}
-	if !call.Member.Role.Outranks(target.Role) {
-		return nil, fmt.Errorf("%w: only a higher role may moderate a %s", ErrPermission, target.Role)
-	}
-	if !c.InCall(ch, target.UserID) {
-		return nil, fmt.Errorf("%w: %s is not in this call", ErrNotFound, target.UserID)
-	}
+	uid := *in.UserID
 	if call.Function == "disconnect_user" {
-		c.LeaveCall(ch, target.UserID)
-		return &Result{Result: "user_disconnected", Payload: map[string]string{"user_id": target.UserID}}, nil
+		if err := c.moderationAllowed(ctx, c.svc.db.Read, call.Member, uid); err != nil {
+			return nil, err
+		}
+		if !c.InCall(ch, uid) {
+			return nil, fmt.Errorf("%w: %s is not in this call", ErrNotFound, uid)
+		}
+		c.LeaveCall(ch, uid)
+		return &Result{Result: "user_disconnected", Payload: map[string]string{"user_id": uid}}, nil
 	}
 	muted := in.Muted == nil || *in.Muted
-	u, err := c.updateVoice(ch, target.UserID, func(u *VoiceUser) { u.ServerMuted = muted })
+	action := "unmute_user"
+	if muted {
+		action = "mute_user"
+	}
+	u := VoiceUser{UserID: uid, State: StateInactive, ServerMuted: muted}
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if err := c.moderationAllowed(ctx, tx, call.Member, uid); err != nil {
+			return err
+		}
+		var err error
+		if muted {
+			_, err = tx.ExecContext(ctx, `INSERT INTO server_mutes(channel_id, user_id, muted_by, muted_at) VALUES(?, ?, ?, ?)
+				ON CONFLICT(channel_id, user_id) DO NOTHING`, ch.ID, uid, call.Member.UserID, c.svc.now().UnixMilli())
+		} else {
+			_, err = tx.ExecContext(ctx, `DELETE FROM server_mutes WHERE channel_id = ? AND user_id = ?`, ch.ID, uid)
+		}
+		if err != nil {
+			return fmt.Errorf("community: %s: %w", action, err)
+		}
+		return c.audit(ctx, tx, call.Member.UserID, action, uid+" "+joinPath(ch.Path(), ch.Name))
+	}, func() {
+		// In commit order, so that of a mute and an unmute racing the
+		// voice state and the SFU end as the database does.
+		if now, err := c.updateVoice(ch, uid, func(u *VoiceUser) { u.ServerMuted = muted }); err == nil {
+			u = now
+		}
+		c.publish(Event{MuteCall: uid, Muted: muted})
+	})
 	if err != nil {
 		return nil, err
 	}
-	c.publish(Event{MuteCall: target.UserID, Muted: muted})
 	return &Result{Result: ResultUserChanged, Payload: u}, nil
+}
+
+// moderationAllowed re-reads the actor and the target through q: the
+// actor must still have mute_others and outrank the target as stored now.
+func (c *Community) moderationAllowed(ctx context.Context, q queryer, actor Member, userID string) error {
+	actor, err := c.actorNow(ctx, q, actor, PermMuteOthers, "moderating a call")
+	if err != nil {
+		return err
+	}
+	target, err := c.member(ctx, q, userID)
+	if errors.Is(err, ErrNotMember) {
+		return fmt.Errorf("%w: %q is not a member", ErrNotFound, userID)
+	}
+	if err != nil {
+		return err
+	}
+	if !actor.Role.Outranks(target.Role) {
+		return fmt.Errorf("%w: only a higher role may moderate a %s", ErrPermission, target.Role)
+	}
+	return nil
 }
 
 // updateVoice changes a user's voice state with fn and tells everyone.

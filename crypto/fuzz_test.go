@@ -110,3 +110,63 @@ func FuzzOpenChallenge(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadKeyFile(f *testing.F) {
+	f.Add([]byte("u::AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09rh6O/2/QQLEhkgJy41PENKUVhfZm10e4I=\niota_key=x19oowNJbjwsbgGoIQRE/UpqCww3pU3AIkovPAS05XdHUw1MmzFThgiTxVqzp3IBZKOJUMtEnf0=\n"))
+	f.Add([]byte("u::b\r\n\r\niota_key=\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		kf, err := ReadKeyFile(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedKeyFile) {
+				t.Fatalf("error %v does not wrap ErrMalformedKeyFile", err)
+			}
+			return
+		}
+		out := FormatKeyFile(kf.UserID, kf.Private)
+		if kf.IotaKey != nil {
+			if kf.IotaKey.lowOrder() {
+				t.Fatal("a low-order iota_key was accepted")
+			}
+			out = FormatKeyFileWithIota(kf.UserID, kf.Private, *kf.IotaKey)
+		}
+		back, err := ReadKeyFile(out)
+		if err != nil || back.UserID != kf.UserID || back.Private != kf.Private || (back.IotaKey == nil) != (kf.IotaKey == nil) {
+			t.Fatalf("round trip: %+v, %v", back, err)
+		}
+	})
+}
+
+// FuzzOpenChallengeV2 feeds hostile sealed text and user ids: only the
+// genuine challenge opens, and every failure is ErrBadChallenge.
+func FuzzOpenChallengeV2(f *testing.F) {
+	uPub, uPriv, _ := GenerateKey(rand.Reader)
+	sPub, sPriv, _ := GenerateKey(rand.Reader)
+	ePub, ePriv, _ := GenerateKey(rand.Reader)
+	const plain, user = "AbCdEfGhIjKlMnOpQrStUvWxYz012345", "5f0c8a3e-1d2b-4c6a-9e7f-0a1b2c3d4e5f"
+	static, _ := SharedSecret(sPriv, uPub)
+	l := LoginV2{Role: RoleCommunity, UserID: user, Ephemeral: ePub, Server: sPub}
+	sealed, err := SealChallengeV2(ePriv, static, uPub, l, []byte(plain))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealed, user, false)
+	f.Add(sealed, user, true)
+	f.Add("", "", false)
+	f.Fuzz(func(t *testing.T, s, userID string, iotaRole bool) {
+		l := l
+		l.UserID = userID
+		if iotaRole {
+			l.Role = RoleIota
+		}
+		got, err := OpenChallengeV2(uPriv, l, s)
+		if err != nil {
+			if !errors.Is(err, ErrBadChallenge) {
+				t.Fatalf("error %v does not wrap ErrBadChallenge", err)
+			}
+			return
+		}
+		if string(got) != plain || userID != user || iotaRole {
+			t.Fatalf("%q for %q (iota %v) opened to %q", s, userID, iotaRole, got)
+		}
+	})
+}

@@ -75,3 +75,32 @@ func TestPrivateKeyHash(t *testing.T) {
 		t.Fatal("two keys hash alike")
 	}
 }
+
+func TestKeyFileIotaLine(t *testing.T) {
+	iotaPub, _ := newKeyPair(t)
+	_, priv := newKeyPair(t)
+	kf, err := ReadKeyFile(FormatKeyFileWithIota("u1", priv, iotaPub))
+	if err != nil || kf.UserID != "u1" || kf.Private != priv || kf.IotaKey == nil || *kf.IotaKey != iotaPub {
+		t.Fatalf("round trip: %+v, %v", kf, err)
+	}
+	if kf, err := ReadKeyFile(FormatKeyFile("u1", priv)); err != nil || kf.IotaKey != nil {
+		t.Fatalf("one-line file: %+v, %v", kf, err)
+	}
+	line := string(FormatKeyFile("u1", priv))
+	bad := map[string]string{
+		"other second line": line + "hello\n",
+		"low-order key":     line + "iota_key=" + PublicKey{}.String() + "\n",
+		"short key":         line + "iota_key=AAAA\n",
+		"three lines":       line + "iota_key=" + iotaPub.String() + "\n" + line,
+		"empty":             "\n\n",
+	}
+	for name, text := range bad {
+		if _, err := ReadKeyFile([]byte(text)); !errors.Is(err, ErrMalformedKeyFile) {
+			t.Errorf("%s: %v, want ErrMalformedKeyFile", name, err)
+		}
+	}
+	crlf := strings.ReplaceAll(string(FormatKeyFileWithIota("u1", priv, iotaPub)), "\n", "\r\n")
+	if kf, err := ReadKeyFile([]byte(crlf)); err != nil || kf.IotaKey == nil {
+		t.Fatalf("CRLF file: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/cloudflare/circl/dh/x448"
@@ -26,10 +27,26 @@ const KeySize = 56
 type PublicKey [KeySize]byte
 
 // PrivateKey is an X448 private key, kept unclamped as generated so that it
-// round-trips through Tensamin key files byte for byte. It has no String
-// method on purpose: a private key cannot end up in a log line through %v
-// by accident. EncodePrivateKey is the deliberate way to write one out.
+// round-trips through Tensamin key files byte for byte. Every fmt verb and
+// slog print it as [redacted] (see Format and LogValue), so it cannot end
+// up in a log line by accident. EncodePrivateKey is the deliberate way to
+// write one out.
 type PrivateKey [KeySize]byte
+
+const redacted = "[redacted]"
+
+// Format prints [redacted] under every verb, %x, %#v and %d included,
+// which a String method alone would not cover for an array type.
+func (PrivateKey) Format(f fmt.State, verb rune) { io.WriteString(f, redacted) }
+
+// LogValue keeps the key out of slog's output, whichever handler runs.
+func (PrivateKey) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// String is [redacted], for callers that ask for a string directly.
+func (PrivateKey) String() string { return redacted }
+
+// GoString is [redacted], for %#v through paths that bypass Format.
+func (PrivateKey) GoString() string { return redacted }
 
 // Sentinel errors of this package; errors returned here wrap one of them.
 var (
@@ -58,9 +75,13 @@ func GenerateKey(rand io.Reader) (PublicKey, PrivateKey, error) {
 }
 
 // Public returns the public half of k: X448(k, 5), with the scalar clamped
-// (RFC 7748) on a copy, so k stays as stored.
+// (RFC 7748) on a copy, so k stays as stored. circl's KeyGen is already a
+// constant-time fixed-base method with a precomputed table.
 func (k PrivateKey) Public() PublicKey {
-	return PublicKey(x448Public((*[KeySize]byte)(&k)))
+	var pub x448.Key
+	sec := x448.Key(k)
+	x448.KeyGen(&pub, &sec)
+	return PublicKey(pub)
 }
 
 // String is the key in standard base64 with padding, its form on the wire

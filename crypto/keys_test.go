@@ -168,10 +168,3 @@ func TestSharedSecretAgrees(t *testing.T) {
 		t.Fatalf("shared secrets differ: %v %v", err1, err2)
 	}
 }
-
-func TestPrivateKeyHasNoStringMethod(t *testing.T) {
-	var k any = PrivateKey{}
-	if _, ok := k.(interface{ String() string }); ok {
-		t.Fatal("PrivateKey has a String method: it could be logged by accident")
-	}
-}

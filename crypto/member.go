@@ -29,11 +29,19 @@ func memberKey(priv PrivateKey, pub PublicKey) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("crypto: member key: %w", err)
 	}
+	return MemberKeyFromShared(shared), nil
+}
+
+// MemberKeyFromShared derives the member key from X448(community, user),
+// the same secret a version-2 login seals with, so a server that caches
+// that secret per member pays for no X448 here.
+func MemberKeyFromShared(shared [KeySize]byte) [32]byte {
 	okm, err := hkdf.Key(sha256.New, shared[:], nil, memberInfo, 32)
 	if err != nil {
-		return [32]byte{}, fmt.Errorf("crypto: member key: %w", err)
+		// Only a length over 255 hash sizes fails, and 32 is a constant.
+		panic("crypto: hkdf: " + err.Error())
 	}
-	return [32]byte(okm), nil
+	return [32]byte(okm)
 }
 
 // Proof shows a member that the community holds the key they pinned: the

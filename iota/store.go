@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,24 @@ const (
 	// MaxSettingsNameBytes bounds a settings name.
 	MaxSettingsNameBytes = 256
 )
+
+// Limits are the per-user quotas of an Iota. They are checked inside the
+// write transaction, which the single write connection serialises, so two
+// sockets racing at a limit cannot both get past it.
+type Limits struct {
+	// MaxEntries bounds the entries of a user's community list.
+	MaxEntries int
+	// MaxSettings bounds how many settings blobs a user keeps.
+	MaxSettings int
+	// MaxSettingsTotal bounds the bytes of all of a user's settings
+	// payloads together (names not counted).
+	MaxSettingsTotal int64
+}
+
+// DefaultLimits are the quotas a Store starts with.
+func DefaultLimits() Limits {
+	return Limits{MaxEntries: 1000, MaxSettings: 100, MaxSettingsTotal: 1 << 20}
+}
 
 // Errors of this package; api maps them to wire error types.
 var (
@@ -55,8 +74,9 @@ var migrations embed.FS
 
 // Store is the Iota's storage.
 type Store struct {
-	db  *db.DB
-	now func() time.Time
+	db     *db.DB
+	now    func() time.Time
+	limits atomic.Pointer[Limits]
 }
 
 // Open migrates the Iota's tables in d and returns its store.
@@ -68,8 +88,16 @@ func Open(ctx context.Context, d *db.DB) (*Store, error) {
 	if err := d.Migrate(ctx, "iota", sub); err != nil {
 		return nil, err
 	}
-	return &Store{db: d, now: time.Now}, nil
+	s := &Store{db: d, now: time.Now}
+	s.SetLimits(DefaultLimits())
+	return s, nil
 }
+
+// SetLimits replaces the per-user quotas; writes after it use the new ones.
+func (s *Store) SetLimits(l Limits) { s.limits.Store(&l) }
+
+// Limits returns the per-user quotas in force.
+func (s *Store) Limits() Limits { return *s.limits.Load() }
 
 // User is an account of this Iota.
 type User struct {
@@ -283,6 +311,40 @@ func bumpVersion(ctx context.Context, tx *sql.Tx, userID string, expected *int64
 	return current + 1, nil
 }
 
+// checkEntryQuota refuses a new entry when the user has MaxEntries.
+// Replacing an entry in place never counts.
+func checkEntryQuota(ctx context.Context, tx *sql.Tx, userID string, l Limits) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM entries WHERE user_id = ?`, userID).Scan(&n); err != nil {
+		return fmt.Errorf("iota: count entries: %w", err)
+	}
+	if n >= l.MaxEntries {
+		return fmt.Errorf("%w: entry limit: at most %d community entries per user", ErrInvalidData, l.MaxEntries)
+	}
+	return nil
+}
+
+// checkSettingsQuota refuses to store size bytes under name when the
+// user's other settings already number MaxSettings, or would with it
+// exceed MaxSettingsTotal bytes. Overwriting a name replaces its bytes.
+func checkSettingsQuota(ctx context.Context, tx *sql.Tx, userID, name string, size int, l Limits) error {
+	var others int
+	var otherBytes int64
+	err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0)
+		FROM settings WHERE user_id = ? AND name != ?`, userID, name).Scan(&others, &otherBytes)
+	if err != nil {
+		return fmt.Errorf("iota: count settings: %w", err)
+	}
+	if others+1 > l.MaxSettings {
+		return fmt.Errorf("%w: settings limit: at most %d settings per user", ErrInvalidData, l.MaxSettings)
+	}
+	if otherBytes+int64(size) > l.MaxSettingsTotal {
+		return fmt.Errorf("%w: settings size limit: at most %d bytes of settings per user (%d in use by the others)",
+			ErrInvalidData, l.MaxSettingsTotal, otherBytes)
+	}
+	return nil
+}
+
 // AddEntry stores e for the user: a new entry when e.ID is empty, else a
 // replacement of that entry in place. It returns the entry id and the new
 // version.
@@ -302,6 +364,9 @@ func (s *Store) AddEntry(ctx context.Context, userID string, e Entry, expected *
 		}
 		now := s.now().UnixMilli()
 		if e.ID == "" {
+			if err := checkEntryQuota(ctx, tx, userID, s.Limits()); err != nil {
+				return err
+			}
 			e.ID = uuid.NewString()
 			_, err = tx.ExecContext(ctx, `INSERT INTO entries(id, user_id, address, title, position, updated_at) VALUES(?, ?, ?, ?, ?, ?)`,
 				e.ID, userID, e.Address, e.Title, e.Position, now)
@@ -394,6 +459,9 @@ func (s *Store) SaveSetting(ctx context.Context, userID, name, payload string, e
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if version, err = bumpVersion(ctx, tx, userID, expected); err != nil {
+			return err
+		}
+		if err := checkSettingsQuota(ctx, tx, userID, name, len(payload), s.Limits()); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO settings(user_id, name, payload, updated_at) VALUES(?, ?, ?, ?)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,13 +49,15 @@ type Client struct {
 	pushes     chan Message
 	onFrame    func([]byte) bool
 	memberKeys *MemberKeyCache
+	pinned     *icrypto.PublicKey
 
 	writeMu sync.Mutex
 
-	mu      sync.Mutex
-	pending map[string]chan Message
-	done    chan struct{}
-	readErr error
+	mu        sync.Mutex
+	serverKey icrypto.PublicKey
+	pending   map[string]chan Message
+	done      chan struct{}
+	readErr   error
 }
 
 // Options tune a client.
@@ -70,6 +73,9 @@ type Options struct {
 	// server does, so that a returning member checks the community's proof
 	// without an X448 operation. Clients may share one.
 	MemberKeys *MemberKeyCache
+	// ServerKey pins the identity key of the server this socket logs in
+	// to (PROTOCOL §3); nil trusts the first one named.
+	ServerKey *icrypto.PublicKey
 }
 
 // Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
@@ -88,6 +94,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 		ws:         ws,
 		onFrame:    opts.OnFrame,
 		memberKeys: opts.MemberKeys,
+		pinned:     opts.ServerKey,
 		pushes:     make(chan Message, opts.PushBuffer),
 		pending:    map[string]chan Message{},
 		done:       make(chan struct{}),
@@ -240,37 +247,133 @@ func reply(m Message) (Message, error) {
 	return m, nil
 }
 
-// Solve answers a challenge message with the user's private key.
-func Solve(priv icrypto.PrivateKey, challenge Message) (string, error) {
-	var d struct {
-		Challenge string `json:"challenge"`
-		PublicKey string `json:"public_key"`
-	}
-	if err := challenge.Decode(&d); err != nil {
-		return "", fmt.Errorf("client: challenge: %w", err)
-	}
-	serverPub, err := icrypto.ParsePublicKey(d.PublicKey)
-	if err != nil {
-		return "", fmt.Errorf("client: challenge key: %w", err)
-	}
-	plain, err := icrypto.OpenChallenge(priv, serverPub, d.Challenge)
-	if err != nil {
-		return "", fmt.Errorf("client: open challenge: %w", err)
-	}
-	return string(plain), nil
+// ErrServerIdentity means a challenge did not come from the server the
+// client pinned: it does not open with the pinned key, names another key,
+// or is of a login version the client did not ask for. Nothing has been
+// answered when it is returned (PROTOCOL §3).
+var ErrServerIdentity = errors.New("client: the server is not the one pinned for this login; refusing to answer its challenge")
+
+// Expect is what a login must prove before the client answers.
+type Expect struct {
+	Role   icrypto.LoginRole
+	UserID string
+	// Server is the pinned identity key. Nil trusts the challenge's
+	// server_key on first use; the caller should pin what Solve returns.
+	Server *icrypto.PublicKey
+	// Legacy accepts a version-1 challenge: only for a client that asked
+	// for one with login_version 1.
+	Legacy bool
 }
 
-// Login runs identification → challenge → challenge_response with the given
-// identification data (at least user_id) and returns the
-// identification_response.
+type challengeFrame struct {
+	Challenge    string `json:"challenge"`
+	PublicKey    string `json:"public_key"`
+	ServerKey    string `json:"server_key"`
+	LoginVersion int    `json:"login_version"`
+}
+
+// Solve opens a challenge for the user and returns the answer and the
+// server key it was bound to. It opens with the pinned key, never with the
+// one the frame offers, and refuses (ErrServerIdentity) anything else.
+func Solve(priv icrypto.PrivateKey, challenge Message, want Expect) (string, icrypto.PublicKey, error) {
+	var d challengeFrame
+	if err := challenge.Decode(&d); err != nil {
+		return "", icrypto.PublicKey{}, fmt.Errorf("%w: malformed challenge: %v", ErrServerIdentity, err)
+	}
+	eph, err := icrypto.ParsePublicKey(d.PublicKey)
+	if err != nil {
+		return "", icrypto.PublicKey{}, fmt.Errorf("%w: challenge key: %v", ErrServerIdentity, err)
+	}
+	if want.Legacy && d.LoginVersion <= 1 {
+		plain, err := icrypto.OpenChallenge(priv, eph, d.Challenge)
+		if err != nil {
+			return "", icrypto.PublicKey{}, fmt.Errorf("client: open challenge: %w", err)
+		}
+		return string(plain), icrypto.PublicKey{}, nil
+	}
+	if d.LoginVersion != 2 {
+		return "", icrypto.PublicKey{}, fmt.Errorf("%w: login version %d", ErrServerIdentity, d.LoginVersion)
+	}
+	offered, err := icrypto.ParsePublicKey(d.ServerKey)
+	if err != nil {
+		return "", icrypto.PublicKey{}, fmt.Errorf("%w: server_key: %v", ErrServerIdentity, err)
+	}
+	server := offered
+	if want.Server != nil {
+		server = *want.Server
+		if offered != server {
+			return "", server, fmt.Errorf("%w: it names key %s, pinned %s", ErrServerIdentity, offered, server)
+		}
+	}
+	l := icrypto.LoginV2{Role: want.Role, UserID: want.UserID, Ephemeral: eph, Server: server}
+	plain, err := icrypto.OpenChallengeV2(priv, l, d.Challenge)
+	if err != nil {
+		return "", server, fmt.Errorf("%w: %v", ErrServerIdentity, err)
+	}
+	return string(plain), server, nil
+}
+
+// SolveV1 opens a version-1 challenge, as a --legacy-login server sends
+// it. It proves nothing about the server.
+func SolveV1(priv icrypto.PrivateKey, challenge Message) (string, error) {
+	answer, _, err := Solve(priv, challenge, Expect{Legacy: true})
+	return answer, err
+}
+
+// Login logs in to an Iota socket: identification → challenge →
+// challenge_response, with the given identification data (at least
+// user_id), and returns the identification_response. The challenge must
+// come from the Iota key pinned in Options.ServerKey; without a pin the
+// one the Iota names is trusted and can be read with ServerKey after.
 func (c *Client) Login(ctx context.Context, priv icrypto.PrivateKey, identification map[string]any) (Message, error) {
+	m, _, err := c.login(ctx, priv, identification, icrypto.RoleIota, c.pinned)
+	return m, err
+}
+
+// login returns the identification_response and the challenge's answer.
+func (c *Client) login(ctx context.Context, priv icrypto.PrivateKey, identification map[string]any, role icrypto.LoginRole, pinned *icrypto.PublicKey) (Message, string, error) {
+	userID, err := identificationUserID(identification)
+	if err != nil {
+		return Message{}, "", err
+	}
 	ch, err := c.Request(ctx, "identification", identification)
 	if err != nil {
-		return ch, err
+		return ch, "", err
 	}
-	answer, err := Solve(priv, ch)
+	legacy := identification["login_version"] == 1
+	answer, server, err := Solve(priv, ch, Expect{Role: role, UserID: userID, Server: pinned, Legacy: legacy})
 	if err != nil {
-		return Message{}, err
+		return Message{}, "", err
 	}
-	return c.Request(ctx, "challenge_response", map[string]string{"challenge": answer})
+	m, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": answer})
+	if err != nil {
+		return m, "", err
+	}
+	c.mu.Lock()
+	c.serverKey = server
+	c.mu.Unlock()
+	return m, answer, nil
+}
+
+// identificationUserID is the user id as it goes on the wire, the AAD of
+// a version-2 challenge.
+func identificationUserID(identification map[string]any) (string, error) {
+	switch v := identification["user_id"].(type) {
+	case string:
+		return v, nil
+	case json.Number:
+		return v.String(), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	}
+	return "", fmt.Errorf("client: identification needs a user_id (string or integer)")
+}
+
+// ServerKey is the identity key the last login on this socket proved.
+func (c *Client) ServerKey() icrypto.PublicKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.serverKey
 }

@@ -24,26 +24,24 @@ type Login struct {
 }
 
 // LoginCommunity logs in to a community socket. invite and pub are for a
-// first visit (pass "" and nil later). When pinned is not nil the
-// community must hold that key. The community's proof is always checked.
+// first visit (pass "" and nil later). pinned is the community key from
+// the invite: the challenge must be bound to it, or the client refuses to
+// answer (ErrServerIdentity); nil falls back to Options.ServerKey, then
+// to trusting the key the community names. The proof is always checked.
 func (c *Client) LoginCommunity(ctx context.Context, userID string, priv icrypto.PrivateKey, invite string, pinned *icrypto.PublicKey) (Login, error) {
 	ident := map[string]any{"user_id": userID}
 	if invite != "" {
 		ident["invite"] = invite
 		ident["public_key"] = priv.Public().String()
 	}
-	ch, err := c.Request(ctx, "identification", ident)
+	if pinned == nil {
+		pinned = c.pinned
+	}
+	m, answer, err := c.login(ctx, priv, ident, icrypto.RoleCommunity, pinned)
 	if err != nil {
 		return Login{}, err
 	}
-	answer, err := Solve(priv, ch)
-	if err != nil {
-		return Login{}, err
-	}
-	m, err := c.Request(ctx, "challenge_response", map[string]string{"challenge": answer})
-	if err != nil {
-		return Login{}, err
-	}
+	bound := c.ServerKey()
 	var l Login
 	if err := m.Decode(&l); err != nil {
 		return Login{}, fmt.Errorf("client: identification_response: %w", err)
@@ -52,8 +50,8 @@ func (c *Client) LoginCommunity(ctx context.Context, userID string, priv icrypto
 	if err != nil {
 		return l, fmt.Errorf("%w: community_public_key: %v", ErrBadProof, err)
 	}
-	if pinned != nil && *pinned != cpub {
-		return l, fmt.Errorf("%w: the community's key is not the one in the invite", ErrBadProof)
+	if cpub != bound {
+		return l, fmt.Errorf("%w: the community's key is not the one its challenge was bound to", ErrBadProof)
 	}
 	key, err := c.memberKeys.get(priv, cpub)
 	if err != nil || !icrypto.VerifyProof(key, answer, l.Proof) {

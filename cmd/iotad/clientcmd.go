@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/iotad/iotad/api/client"
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/atomicfile"
 )
 
 // clientCmd lets a person use their Iota from a terminal: entries are sealed
@@ -43,24 +48,22 @@ func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("key file: %w", err)
 	}
-	userID, priv, err := icrypto.ParseKeyFile(raw)
+	kf, err := icrypto.ReadKeyFile(raw)
 	if err != nil {
 		return err
 	}
+	priv := kf.Private
 	wsURL, err := iotaURL(*server)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, wsURL, nil)
+	c, err := loginIota(ctx, wsURL, *keyFile, kf, stderr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if _, err := c.Login(ctx, priv, map[string]any{"user_id": userID}); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
 	switch verb {
 	case "list":
 		list, version, err := c.Communities(ctx, priv)
@@ -90,6 +93,91 @@ func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		fmt.Fprintf(stderr, "removed, version %d\n", version)
+	}
+	return nil
+}
+
+// loginIota logs in with the Iota key pinned in the key file's second line,
+// else the one known_iotas beside the key file remembers for this URL,
+// else the one the Iota names, which is then remembered (trust on first
+// use, like SSH). A challenge bound to another key is never answered.
+func loginIota(ctx context.Context, wsURL, keyFile string, kf icrypto.KeyFile, stderr io.Writer) (*client.Client, error) {
+	knownFile := filepath.Join(filepath.Dir(keyFile), knownIotasFile)
+	known, err := readKnownIotas(knownFile)
+	if err != nil {
+		return nil, err
+	}
+	pinned, where := kf.IotaKey, keyFile
+	if pinned == nil {
+		if k, ok := known[wsURL]; ok {
+			pinned, where = &k, knownFile
+		}
+	}
+	c, err := client.Dial(ctx, wsURL, &client.Options{ServerKey: pinned})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Login(ctx, kf.Private, map[string]any{"user_id": kf.UserID}); err != nil {
+		c.Close()
+		if errors.Is(err, client.ErrServerIdentity) {
+			return nil, fmt.Errorf("login refused: %s is not the Iota pinned in %s, so its challenge was not answered "+
+				"(it may be relaying another server's login). If that Iota's key really changed, remove its line from %s: %w",
+				wsURL, where, knownFile, err)
+		}
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if pinned == nil {
+		known[wsURL] = c.ServerKey()
+		if err := writeKnownIotas(knownFile, known); err != nil {
+			c.Close()
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "first login to %s: its key %s is now pinned in %s\n", wsURL, c.ServerKey(), knownFile)
+	}
+	return c, nil
+}
+
+// knownIotasFile, beside the key file, holds "<Iota URL> <base64 key>"
+// lines: the Iota keys this user has pinned on first use.
+const knownIotasFile = "known_iotas"
+
+func readKnownIotas(path string) (map[string]icrypto.PublicKey, error) {
+	known := map[string]icrypto.PublicKey{}
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return known, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("known Iotas: %w", err)
+	}
+	for n, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		u, k, ok := strings.Cut(line, " ")
+		pub, err := icrypto.ParsePublicKey(strings.TrimSpace(k))
+		if !ok || err != nil {
+			return nil, fmt.Errorf("known Iotas %s line %d: want \"<url> <base64 key>\"", path, n+1)
+		}
+		known[u] = pub
+	}
+	return known, nil
+}
+
+func writeKnownIotas(path string, known map[string]icrypto.PublicKey) error {
+	urls := make([]string, 0, len(known))
+	for u := range known {
+		urls = append(urls, u)
+	}
+	sort.Strings(urls)
+	var b strings.Builder
+	b.WriteString("# Iota keys pinned on first login (PROTOCOL §3); a changed key is refused.\n")
+	for _, u := range urls {
+		fmt.Fprintf(&b, "%s %s\n", u, known[u])
+	}
+	if err := atomicfile.Write(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("known Iotas: %w", err)
 	}
 	return nil
 }

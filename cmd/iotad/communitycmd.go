@@ -146,7 +146,7 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	operator := community.Member{UserID: community.Operator, Role: community.RoleOwner}
+	operator := community.OperatorMember()
 	switch verb {
 	case "create":
 		r, err := community.ParseRole(*role)
@@ -207,7 +207,7 @@ func memberCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	switch verb {
 	case "list":
-		members, err := c.Members(ctx, community.Member{UserID: community.Operator, Role: community.RoleOwner})
+		members, err := c.Members(ctx, community.OperatorMember())
 		if err != nil {
 			return err
 		}

@@ -2,25 +2,32 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/notes"
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/atomicfile"
 	"github.com/iotad/iotad/internal/db"
 	iotasvc "github.com/iotad/iotad/iota"
 )
 
 // app is what a data directory holds, opened.
 type app struct {
-	dir         string
+	dir string
+	// iotaKey is the Iota's identity for version-2 logins (PROTOCOL §3).
+	iotaKey     icrypto.PrivateKey
 	db          *db.DB
 	iota        *iotasvc.Store
 	communities *community.Service
@@ -29,6 +36,10 @@ type app struct {
 func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	iotaKey, err := keptIotaKey(filepath.Join(dir, "iota.key"))
+	if err != nil {
+		return nil, err
 	}
 	d, err := db.Open(ctx, filepath.Join(dir, "iotad.db"), sync)
 	if err != nil {
@@ -46,7 +57,34 @@ func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
 		d.Close()
 		return nil, err
 	}
-	return &app{dir: dir, db: d, iota: store, communities: svc}, nil
+	return &app{dir: dir, iotaKey: iotaKey, db: d, iota: store, communities: svc}, nil
+}
+
+// keptIotaKey reads the Iota's identity key, making it the first time. It
+// is written durably before anything that names it (a key file's iota_key
+// line, a client's pin) can exist.
+func keptIotaKey(path string) (icrypto.PrivateKey, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, priv, err := icrypto.GenerateKey(randReader)
+		if err != nil {
+			return priv, err
+		}
+		err = atomicfile.Create(path, icrypto.FormatKeyFile("iota", priv), 0o600)
+		if errors.Is(err, atomicfile.ErrExists) {
+			// Another iotad process made it first: use theirs.
+			return keptIotaKey(path)
+		}
+		return priv, err
+	}
+	if err != nil {
+		return icrypto.PrivateKey{}, fmt.Errorf("iota key: %w", err)
+	}
+	_, priv, err := icrypto.ParseKeyFile(raw)
+	if err != nil {
+		return icrypto.PrivateKey{}, fmt.Errorf("iota key %s: %w", path, err)
+	}
+	return priv, nil
 }
 
 func (a *app) Close() error {
@@ -68,6 +106,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Socket.RequestBurst, "request-burst", cfg.Socket.RequestBurst, "request burst per socket")
 	fs.Float64Var(&cfg.LoginRate, "login-rate", cfg.LoginRate, "logins per second per remote address")
 	fs.IntVar(&cfg.LoginBurst, "login-burst", cfg.LoginBurst, "login burst per remote address")
+	fs.BoolVar(&cfg.LegacyLogin, "legacy-login", false, "also accept login version 1 (Tensamin's), which a malicious community can relay to log in as its visitors elsewhere")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for benchmarking; do not expose)")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the page's own (* for any)")
 	publicAddr := fs.String("public-addr", "", "host:port that invites name (default: localhost and the --addr port)")
@@ -125,7 +164,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if turnSrv != nil {
 		defer turnSrv.Close()
 	}
-	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu})
+	srv := api.New(cfg, logger, api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey})
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
@@ -229,39 +268,28 @@ func firstRun(ctx context.Context, a *app, stdout io.Writer, opts firstRunOption
 	return nil
 }
 
-// addUser makes a key pair, stores the public half and writes the key file
-// (to DATA/<user id>.tu when keyFile is empty).
+// addUser makes a key pair, writes the key file durably (to
+// DATA/<user id>.tu when keyFile is empty), naming this Iota's key on its
+// second line, and only then stores the public half: an account never
+// exists without its key file.
 func addUser(ctx context.Context, a *app, name, keyFile string) (iotasvc.User, string, error) {
 	pub, priv, err := icrypto.GenerateKey(randReader)
 	if err != nil {
 		return iotasvc.User{}, "", err
 	}
-	u, err := a.iota.CreateUser(ctx, name, pub)
-	if err != nil {
-		return iotasvc.User{}, "", err
-	}
+	id := uuid.NewString()
 	if keyFile == "" {
-		keyFile = filepath.Join(a.dir, u.ID+".tu")
+		keyFile = filepath.Join(a.dir, id+".tu")
 	}
-	if err := writeKeyFile(keyFile, icrypto.FormatKeyFile(u.ID, priv)); err != nil {
-		a.iota.DeleteUser(ctx, u.ID)
+	if err := atomicfile.Create(keyFile, icrypto.FormatKeyFileWithIota(id, priv, a.iotaKey.Public()), 0o600); err != nil {
+		return iotasvc.User{}, "", fmt.Errorf("key file: %w", err)
+	}
+	u, err := a.iota.CreateUserAs(ctx, id, name, pub)
+	if err != nil {
+		os.Remove(keyFile)
 		return iotasvc.User{}, "", err
 	}
 	return u, keyFile, nil
-}
-
-// writeKeyFile writes a private key readable by its owner alone, and never
-// over an existing file.
-func writeKeyFile(path string, content []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("key file: %w", err)
-	}
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return fmt.Errorf("key file: %w", err)
-	}
-	return f.Close()
 }
 
 func displayAddr(addr net.Addr) string {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +22,7 @@ import (
 type voiceFlags struct {
 	mediaAddr, publicIPs, stun              string
 	turnAddr, turnHost, turnSecret, turnURL string
+	turnQuota                               int
 }
 
 func (v *voiceFlags) register(fs *flag.FlagSet) {
@@ -27,8 +30,9 @@ func (v *voiceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.publicIPs, "public-ip", "", "comma-separated public IPs to announce for media (NAT 1:1, e.g. a home router's WAN address)")
 	fs.StringVar(&v.stun, "stun", "", "comma-separated STUN URLs handed to clients (e.g. stun:stun.example.org:3478)")
 	fs.StringVar(&v.turnAddr, "turn-addr", "", "run the embedded TURN server on this address, UDP and TCP (e.g. :3478); empty: off")
-	fs.StringVar(&v.turnHost, "turn-host", "", "host name or IP clients use for TURN (default: the first --public-ip)")
+	fs.StringVar(&v.turnHost, "turn-host", "", "host name or IP clients use for TURN (default: the address relays are announced on: the first --public-ip, else --turn-addr's, else this host's first IPv4 but loopback)")
 	fs.StringVar(&v.turnSecret, "turn-secret", "", "secret for TURN credentials (default: made once and kept in DATA/turn.secret)")
+	fs.IntVar(&v.turnQuota, "turn-quota", voice.DefaultTURNQuota, "allocations one user may hold at once on the embedded TURN server; more are refused with 486")
 	fs.StringVar(&v.turnURL, "turn-url", "", "comma-separated URLs of an outside TURN server (coturn with use-auth-secret) that shares --turn-secret")
 }
 
@@ -59,11 +63,18 @@ func (v *voiceFlags) start(a *app, log *slog.Logger) (*voice.SFU, *voice.TURN, e
 				return nil, nil, err
 			}
 		}
-		publicIP := "127.0.0.1"
-		if len(ips) > 0 {
-			publicIP = ips[0]
+		publicIP, err := relayIP(ips, v.turnAddr, interfaceIPs())
+		if err != nil {
+			sfu.Close()
+			return nil, nil, err
 		}
-		turnSrv, err = voice.StartTURN(voice.TURNConfig{Addr: v.turnAddr, PublicIP: publicIP, PublicHost: v.turnHost, Secret: secret})
+		if len(ips) == 0 {
+			log.Warn("TURN relays announced on a local address; give --public-ip for callers outside this network", slog.String("ip", publicIP))
+		}
+		turnSrv, err = voice.StartTURN(voice.TURNConfig{
+			Addr: v.turnAddr, PublicIP: publicIP, PublicHost: v.turnHost, Secret: secret,
+			Members: a.communities, Media: sfu.MediaAddrs, OwnIPs: ips, Quota: v.turnQuota, Log: log,
+		})
 		if err != nil {
 			sfu.Close()
 			return nil, nil, err
@@ -97,6 +108,52 @@ func (v *voiceFlags) start(a *app, log *slog.Logger) (*voice.SFU, *voice.TURN, e
 	})
 	log.Info("media", slog.String("udp", sfu.Addr().String()), slog.Bool("turn", turnSrv != nil))
 	return sfu, turnSrv, nil
+}
+
+// relayIP is the address TURN announces relays on: the first --public-ip,
+// else the IP --turn-addr is bound to, else this host's first IPv4 address
+// (a public one before a private one). A loopback address comes only from
+// those flags, never as a default: remote callers told to relay through
+// 127.0.0.1 would reach nothing, or a TURN server of their own host.
+func relayIP(publicIPs []string, turnAddr string, own []netip.Addr) (string, error) {
+	if len(publicIPs) > 0 {
+		return publicIPs[0], nil
+	}
+	if host, _, err := net.SplitHostPort(turnAddr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+			return ip.String(), nil
+		}
+	}
+	var private string
+	for _, ip := range own {
+		if !ip.Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		if !ip.IsPrivate() {
+			return ip.String(), nil
+		}
+		if private == "" {
+			private = ip.String()
+		}
+	}
+	if private != "" {
+		return private, nil
+	}
+	return "", errors.New("--turn-addr: this host has no IPv4 address but loopback; give --public-ip (or bind --turn-addr to the address to announce)")
+}
+
+// interfaceIPs lists this host's addresses.
+func interfaceIPs() []netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	var out []netip.Addr
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 // keptSecret reads a secret from path, making it (0600) the first time.
