@@ -285,7 +285,7 @@ class Community {
     try {
       ({ res, answer, serverKey } = await login(sock, state.me.privateKey, ident, { role: "community", pinned }));
     } catch (err) {
-      if (err instanceof c.LoginRefused) throw new Error(refusal(err, "the community you joined", pinnedBy), { cause: err });
+      if (err instanceof c.LoginRefused) throw new Error(refusal(err, invite ? "the community in your invite" : "the community you joined", pinnedBy), { cause: err });
       throw err;
     }
     const d = res.data;

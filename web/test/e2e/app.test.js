@@ -5,13 +5,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync, mkdirSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
-
-const shots = process.env.SCREENSHOTS || join(tmpdir(), "iotad-screenshots");
-mkdirSync(shots, { recursive: true });
+import { bin, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
 
 let srv, base, data, invites, ownerKey, browser;
 
@@ -24,7 +20,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await srv?.stop();
+  await srv?.remove();
 });
 
 const page = (name) => newPage(browser, base, name);

@@ -2,7 +2,7 @@
 // Debian's Chromium, and the page's login and join steps.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -10,6 +10,8 @@ import { chromium } from "playwright-core";
 
 export const bin = process.env.IOTAD_BIN;
 export const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+export const shots = process.env.SCREENSHOTS || join(tmpdir(), "iotad-screenshots");
+mkdirSync(shots, { recursive: true });
 
 export function freePort() {
   return new Promise((resolve) => {
@@ -21,8 +23,9 @@ export function freePort() {
 }
 
 // startIotad serves a fresh data directory. The returned server can be
-// stopped and started again on the same ports and data; invites are the
-// ones printed by its first start, log is everything it wrote to stderr.
+// stopped and started again on the same ports and data, and removed at
+// the end; invites are the ones printed by its first start, log is
+// everything it wrote to stderr.
 export async function startIotad() {
   assert.ok(bin, "IOTAD_BIN must name the iotad binary");
   const data = mkdtempSync(join(tmpdir(), "iotad-e2e-"));
@@ -53,6 +56,11 @@ export async function startIotad() {
     srv.proc.once("exit", resolve);
     srv.proc.kill();
   });
+  // remove stops the server for good and deletes its data, keys included.
+  srv.remove = async () => {
+    await srv.stop();
+    rmSync(data, { recursive: true, force: true });
+  };
   await srv.start();
   return srv;
 }

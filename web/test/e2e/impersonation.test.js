@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocketServer, WebSocket } from "ws";
-import { startIotad, launchChromium, newPage, loginWithKey, joinWith, statusSays } from "./harness.js";
+import { shots, startIotad, launchChromium, newPage, loginWithKey, joinWith, statusSays } from "./harness.js";
 
 let srv, browser, ownerKey, owner;
 // A test that hangs fails instead, with whatever it was waiting for.
@@ -29,7 +29,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await srv?.stop();
+  await srv?.remove();
 });
 
 // within fails a wait that takes longer than ms, instead of hanging.
@@ -50,20 +50,25 @@ async function startRelay(upstreamPath, serverKey) {
   const jwk = generateKeyPairSync("x448").publicKey.export({ format: "jwk" });
   const relay = {
     invite: `tensamin://127.0.0.1:${wss.address().port}/?invite=x&key=${jwk.x}`,
+    upstreamPath, // may change between connections: C may turn
+    // drop ends every socket to C, so that pages log in again.
+    drop: () => wss.clients.forEach((ws) => ws.terminate()),
     challenges: 0, // challenges the real server issued to the relay
     answers: 0, // challenge_response frames the page sent to the relay
     verdicts: [], // identification_response frames the real server sent
     // The server's close waits for open sockets, so end them first.
     close: () => new Promise((resolve) => {
-      for (const ws of wss.clients) ws.terminate();
+      relay.drop();
       wss.close(resolve);
     }),
   };
   relay.pageLeft = new Promise((resolve) => (relay.leave = resolve));
-  relay.answered = new Promise((resolve) => (relay.answer = resolve));
+  // nextAnswer resolves when the page next answers through C.
+  const waiting = [];
+  relay.nextAnswer = () => new Promise((resolve) => waiting.push(resolve));
   wss.on("connection", (page) => {
     const ids = {};
-    const up = new WebSocket(`ws://${srv.addr}${upstreamPath}`);
+    const up = new WebSocket(`ws://${srv.addr}${relay.upstreamPath}`);
     up.on("error", () => page.close());
     const toPage = (m) => page.send(JSON.stringify(m));
     const toServer = (m) => up.readyState === WebSocket.OPEN && up.send(JSON.stringify(m));
@@ -87,7 +92,7 @@ async function startRelay(upstreamPath, serverKey) {
         toServer({ type: "identification", id: "relayed-identification", data: { user_id: m.data.user_id } });
       } else if (m.type === "challenge_response") {
         relay.answers++;
-        relay.answer();
+        waiting.splice(0).forEach((resolve) => resolve());
         toServer({ type: "challenge_response", id: "relayed-answer", data: m.data });
       }
     });
@@ -99,20 +104,21 @@ async function startRelay(upstreamPath, serverKey) {
   return relay;
 }
 
-const refusal = "This server is not the community you joined — it may be trying to impersonate it";
+const refusal = "This server is not the community in your invite — it may be trying to impersonate it";
 
 for (const [target, path] of [["community A", "/"], ["the Iota", "/ws/iota"]]) {
   for (const [serverKey, why] of [["as sent", "Its key is not the one in your invite."], ["C's key", "Its challenge was made for another server."]]) {
     test(`TestRelayedChallengeIsRefused: C relays ${target}'s challenge with server_key ${serverKey}`, { timeout }, async () => {
       const relay = await startRelay(path, serverKey);
       try {
+        const answered = relay.nextAnswer().then(() => assert.fail("the page answered the relayed challenge"));
         await owner.evaluate(() => (document.getElementById("status").textContent = ""));
         await owner.fill("#invite", relay.invite);
         await owner.fill("#title", "Relay C");
         await owner.click("#add-community button");
-        const answered = relay.answered.then(() => assert.fail("the page answered the relayed challenge"));
         await Promise.race([statusSays(owner, refusal), answered]);
         assert.ok((await owner.textContent("#status")).includes(why), await owner.textContent("#status"));
+        if (target === "community A" && serverKey === "as sent") await owner.screenshot({ path: join(shots, "relay-refused.png") });
         // The page closes its socket to C when it refuses: after that it
         // can send nothing more, so the counts below are final.
         await within(10000, relay.pageLeft, "the page leaving C");
@@ -127,15 +133,29 @@ for (const [target, path] of [["community A", "/"], ["the Iota", "/ws/iota"]]) {
   }
 }
 
-test("control: through the same relay, a page that pinned A's own key logs in to A", { timeout }, async () => {
-  // Without this, the tests above could pass because the relay is broken.
+test("TestJoinedCommunityTurnedRelayIsRefused: C passes A through honestly, is joined, then relays the Iota's challenge", { timeout }, async () => {
+  // The first half is the control the tests above need: the relay does
+  // get a page in when the page answers.
   const relay = await startRelay("/", "as sent");
   try {
     const aKey = new URL(srv.invites[0].replace("tensamin:", "http:")).searchParams.get("key");
     const invite = relay.invite.replace(/key=.*$/, `key=${aKey}`);
     await joinWith(owner, invite, "A through the relay");
-    assert.ok(relay.answers >= 1, "the page answered A's challenge");
-    assert.equal(relay.verdicts[0]?.accepted, true, "A accepted the answer");
+    assert.ok(relay.answers >= 1, "control: the page answered A's challenge");
+    assert.equal(relay.verdicts[0]?.accepted, true, "control: A accepted the answer");
+    // C turns: the page's next login, a reconnect with the key pinned in
+    // its Iota entry, meets the Iota's challenge.
+    const { answers, verdicts } = { answers: relay.answers, verdicts: relay.verdicts.length };
+    const challenges = relay.challenges;
+    relay.upstreamPath = "/ws/iota";
+    await owner.evaluate(() => (document.getElementById("status").textContent = ""));
+    relay.drop();
+    const answered = relay.nextAnswer().then(() => assert.fail("the page answered the relayed challenge"));
+    await Promise.race([statusSays(owner, "This server is not the community you joined — it may be trying to impersonate it"), answered]);
+    assert.ok((await owner.textContent("#status")).includes("Its key is not the one in your invite."), await owner.textContent("#status"));
+    assert.ok(relay.challenges > challenges, "control: the Iota issued the challenge that C relayed");
+    assert.equal(relay.answers, answers, "the page answered the relayed challenge");
+    assert.equal(relay.verdicts.length, verdicts, "the Iota logged C in as the user");
   } finally {
     await relay.close();
   }
