@@ -45,3 +45,17 @@ func (g *idGen) next(now time.Time) uuid.UUID {
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
 	return u
 }
+
+// seed makes the ids that follow sort after newest, the newest id stored.
+// The generator's memory ends with the process; without the seed, a
+// restart with the clock stepped back would issue ids that sort before
+// messages already sent, and paging (by id) would show them out of place.
+func (g *idGen) seed(newest uuid.UUID) {
+	ms := int64(binary.BigEndian.Uint64(append([]byte{0, 0}, newest[0:6]...)))
+	seq := uint16(newest[6]&0x0f)<<8 | uint16(newest[7])
+	g.mu.Lock()
+	if ms > g.lastMs || ms == g.lastMs && seq > g.seq {
+		g.lastMs, g.seq = ms, seq
+	}
+	g.mu.Unlock()
+}

@@ -16,47 +16,54 @@ const deepOffset = 1000
 
 // offsetIndex lists a channel's message ids in order, so that "skip the n
 // newest" becomes an index lookup and then a range scan. It is built on the
-// first deep page and kept current by the writer; 1,000,000 messages cost
-// 16 MB.
+// first deep page, by the reader that asked for it, and kept current by
+// the writer's after-commit hooks; 1,000,000 messages cost 16 MB.
+//
+// The build reads the whole channel, which takes long on a big one, so it
+// holds no lock the writer needs: changes committed meanwhile queue in
+// pending and are applied when the read is in. mu is only ever held for
+// memory work.
 type offsetIndex struct {
-	mu  sync.Mutex
-	ids []uuid.UUID
+	mu       sync.Mutex
+	ids      []uuid.UUID
+	building bool
+	pending  []indexChange
+	// ready is closed when the build is over; err says how it ended.
+	ready chan struct{}
+	err   error
+}
+
+type indexChange struct {
+	id      uuid.UUID
+	removed bool
 }
 
 type offsetIndexes struct {
-	mu    sync.Mutex
-	byID  map[int64]*offsetIndex
-	built map[int64]bool
+	mu   sync.Mutex
+	byID map[int64]*offsetIndex
 }
+
+// testHookIndexRead runs in a build between reading the ids and applying
+// them; tests use it to hold a build open.
+var testHookIndexRead func()
 
 func (o *offsetIndexes) get(ch int64) *offsetIndex {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.byID == nil {
-		o.byID = map[int64]*offsetIndex{}
-	}
 	return o.byID[ch]
 }
 
-// added and removed run after each commit, in commit order.
+// added and removed run after each commit, in commit order. They never
+// wait for a build.
 func (o *offsetIndexes) added(ch int64, id uuid.UUID) {
 	if idx := o.get(ch); idx != nil {
-		idx.mu.Lock()
-		// A build may already have read this id from the database.
-		if n := len(idx.ids); n == 0 || bytes.Compare(idx.ids[n-1][:], id[:]) < 0 {
-			idx.ids = append(idx.ids, id)
-		}
-		idx.mu.Unlock()
+		idx.change(indexChange{id: id})
 	}
 }
 
 func (o *offsetIndexes) removed(ch int64, id uuid.UUID) {
 	if idx := o.get(ch); idx != nil {
-		idx.mu.Lock()
-		if i, found := slices.BinarySearchFunc(idx.ids, id, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }); found {
-			idx.ids = slices.Delete(idx.ids, i, i+1)
-		}
-		idx.mu.Unlock()
+		idx.change(indexChange{id: id, removed: true})
 	}
 }
 
@@ -66,46 +73,105 @@ func (o *offsetIndexes) drop(ch int64) {
 	o.mu.Unlock()
 }
 
-// offsetIndex returns the channel's index, reading it from the database
-// the first time. Writes that land during the read are applied by added and
-// removed once the index is registered, so it is registered first.
-func (c *Community) offsetIndex(ctx context.Context, ch int64) (*offsetIndex, error) {
-	o := &c.offsets
+func (o *offsetIndexes) dropIf(ch int64, idx *offsetIndex) {
 	o.mu.Lock()
-	if o.byID == nil {
-		o.byID = map[int64]*offsetIndex{}
-	}
-	idx := o.byID[ch]
-	fresh := idx == nil
-	if fresh {
-		idx = &offsetIndex{}
-		idx.mu.Lock() // held until built: added/removed wait for it
-		o.byID[ch] = idx
+	if o.byID[ch] == idx {
+		delete(o.byID, ch)
 	}
 	o.mu.Unlock()
-	if !fresh {
-		return idx, nil
-	}
+}
+
+func (idx *offsetIndex) change(c indexChange) {
+	idx.mu.Lock()
 	defer idx.mu.Unlock()
+	if idx.building {
+		idx.pending = append(idx.pending, c)
+		return
+	}
+	idx.apply(c)
+}
+
+// apply is idempotent: the build's read may or may not already have seen
+// a change that was also queued in pending.
+func (idx *offsetIndex) apply(c indexChange) {
+	i, found := slices.BinarySearchFunc(idx.ids, c.id, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	switch {
+	case c.removed && found:
+		idx.ids = slices.Delete(idx.ids, i, i+1)
+	case !c.removed && !found:
+		idx.ids = slices.Insert(idx.ids, i, c.id)
+	}
+}
+
+// offsetIndex returns the channel's index, reading it from the database
+// the first time. It is registered before the read, so that every change
+// committed after the read's snapshot reaches it through pending. Readers
+// that find a build under way wait for it; if it fails (its reader hung
+// up, say), they build again themselves.
+func (c *Community) offsetIndex(ctx context.Context, ch int64) (*offsetIndex, error) {
+	o := &c.offsets
+	for {
+		o.mu.Lock()
+		if o.byID == nil {
+			o.byID = map[int64]*offsetIndex{}
+		}
+		idx := o.byID[ch]
+		fresh := idx == nil
+		if fresh {
+			idx = &offsetIndex{building: true, ready: make(chan struct{})}
+			o.byID[ch] = idx
+		}
+		o.mu.Unlock()
+		if fresh {
+			idx.err = c.buildIndex(ctx, ch, idx)
+			if idx.err != nil {
+				o.dropIf(ch, idx)
+			}
+			close(idx.ready)
+			if idx.err != nil {
+				return nil, idx.err
+			}
+			return idx, nil
+		}
+		select {
+		case <-idx.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if idx.err == nil {
+			return idx, nil
+		}
+	}
+}
+
+func (c *Community) buildIndex(ctx context.Context, ch int64, idx *offsetIndex) error {
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = ? ORDER BY id`, ch)
 	if err != nil {
-		c.offsets.drop(ch)
-		return nil, fmt.Errorf("community: index messages: %w", err)
+		return fmt.Errorf("community: index messages: %w", err)
 	}
 	defer rows.Close()
+	var ids []uuid.UUID
 	var raw []byte
 	for rows.Next() {
 		if err := rows.Scan(&raw); err != nil {
-			c.offsets.drop(ch)
-			return nil, fmt.Errorf("community: index messages: %w", err)
+			return fmt.Errorf("community: index messages: %w", err)
 		}
-		idx.ids = append(idx.ids, uuid.UUID(raw))
+		ids = append(ids, uuid.UUID(raw))
 	}
 	if err := rows.Err(); err != nil {
-		c.offsets.drop(ch)
-		return nil, err
+		return fmt.Errorf("community: index messages: %w", err)
 	}
-	return idx, nil
+	if testHookIndexRead != nil {
+		testHookIndexRead()
+	}
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	idx.ids = ids
+	for _, change := range idx.pending {
+		idx.apply(change)
+	}
+	idx.pending, idx.building = nil, false
+	return nil
 }
 
 // newestAt returns the id of the message with offset newer ones after it,

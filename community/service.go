@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/atomicfile"
 	"github.com/iotad/iotad/internal/db"
 )
 
@@ -121,29 +122,71 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for _, c := range loaded {
-		if c.priv, err = s.readKey(c.ID); err != nil {
-			return nil, err
+	if err := s.load(ctx, loaded); err != nil {
+		for _, c := range s.order {
+			c.events.close()
 		}
-		if c.priv.Public() != c.Public {
-			return nil, fmt.Errorf("community: the key file of %s does not match its public key", c.ID)
-		}
-		if err := c.loadTree(ctx); err != nil {
-			return nil, err
-		}
-		c.init()
-		s.byID[c.ID] = c
-		s.order = append(s.order, c)
+		return nil, err
 	}
 	s.w = newWriter(d)
 	return s, nil
 }
 
+func (s *Service) load(ctx context.Context, loaded []*Community) error {
+	for _, c := range loaded {
+		var err error
+		if c.priv, err = s.readKey(c.ID); err != nil {
+			return err
+		}
+		if c.priv.Public() != c.Public {
+			return fmt.Errorf("community: the key file of %s does not match its public key", c.ID)
+		}
+		if err := c.loadTree(ctx); err != nil {
+			return err
+		}
+		c.init()
+		s.byID[c.ID] = c
+		s.order = append(s.order, c)
+	}
+	return s.seedIDs(ctx)
+}
+
+// seedIDs starts the message id generator after the newest stored id. One
+// index seek per channel: the messages key is (channel_id, id).
+func (s *Service) seedIDs(ctx context.Context) error {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT (SELECT m.id FROM messages m WHERE m.channel_id = c.id ORDER BY m.id DESC LIMIT 1)
+		FROM channels c`)
+	if err != nil {
+		return fmt.Errorf("community: newest message id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return fmt.Errorf("community: newest message id: %w", err)
+		}
+		if len(raw) == 16 {
+			s.ids.seed(uuid.UUID(raw))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("community: newest message id: %w", err)
+	}
+	return nil
+}
+
 // SetICEServers sets what call tickets hand out as ice_servers.
 func (s *Service) SetICEServers(fn func(userID string) []ICEServer) { s.iceServers = fn }
 
-// Close stops the writer after the writes already queued.
-func (s *Service) Close() { s.w.close() }
+// Close stops the writer after the writes already queued, then each
+// community's dispatcher after the events already published; events
+// published later are dropped.
+func (s *Service) Close() {
+	s.w.close()
+	for _, c := range s.All() {
+		c.events.close()
+	}
+}
 
 // Permissions is the role table in force.
 func (s *Service) Permissions() Permissions { return s.perms }
@@ -166,7 +209,8 @@ func (s *Service) readKey(id string) (icrypto.PrivateKey, error) {
 }
 
 // Create makes a new community with a fresh identity key, whose private
-// half goes to a 0600 file in the key directory.
+// half goes to a 0600 file in the key directory, written durably (see
+// atomicfile) before the community's row commits.
 func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -179,16 +223,11 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	if err := os.MkdirAll(s.keyDir, 0o700); err != nil {
 		return nil, fmt.Errorf("community: key directory: %w", err)
 	}
-	f, err := os.OpenFile(s.keyFile(c.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	// The key is on disk, whole, before the row that names it commits:
+	// a crash in between leaves an unused key file, never a community
+	// whose key is missing or torn.
+	if err := atomicfile.Create(s.keyFile(c.ID), icrypto.FormatKeyFile(c.ID, priv), 0o600); err != nil {
 		return nil, fmt.Errorf("community: key file: %w", err)
-	}
-	_, werr := f.Write(icrypto.FormatKeyFile(c.ID, priv))
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("community: key file: %w", werr)
 	}
 	err = s.w.do(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES(?, ?, ?, ?)`,
@@ -342,29 +381,105 @@ type Community struct {
 	memberKeys sync.Map // user id → [32]byte
 	offsets    offsetIndexes
 
+	events      *dispatcher
 	listenersMu sync.RWMutex
 	listeners   []func(Event)
 }
 
 func (c *Community) init() {
 	c.voice = map[int64]*voiceRoom{}
+	c.events = newDispatcher(c.deliver)
 }
 
 // Subscribe registers fn for every event of the community. fn runs in the
-// goroutine that made the change, often the writer: it must not block.
+// community's dispatcher goroutine, one event at a time, in the order the
+// events were published (for writes, their commit order), possibly after
+// the write that published it has returned. A slow fn delays the
+// community's later events, never its writes.
 func (c *Community) Subscribe(fn func(Event)) {
 	c.listenersMu.Lock()
 	c.listeners = append(c.listeners, fn)
 	c.listenersMu.Unlock()
 }
 
-func (c *Community) publish(e Event) {
+// publish queues e for the listeners and returns at once: the writer
+// publishes from its after-commit hooks and must not wait for fan-out.
+func (c *Community) publish(e Event) { c.events.publish(e) }
+
+func (c *Community) deliver(e Event) {
 	c.listenersMu.RLock()
 	ls := c.listeners
 	c.listenersMu.RUnlock()
 	for _, fn := range ls {
 		fn(e)
 	}
+}
+
+// dispatcher runs a community's fan-out in a goroutine of its own, fed in
+// publish order. Its queue is unbounded so that publishing never blocks;
+// what bounds it is that fan-out (encode once, a channel send per socket,
+// see api) is cheaper than the commit that produced each event.
+type dispatcher struct {
+	mu      sync.Mutex
+	queue   []Event
+	closed  bool
+	wake    chan struct{} // one pending signal is enough: run drains it all
+	done    chan struct{}
+	deliver func(Event)
+}
+
+func newDispatcher(deliver func(Event)) *dispatcher {
+	d := &dispatcher{wake: make(chan struct{}, 1), done: make(chan struct{}), deliver: deliver}
+	go d.run()
+	return d
+}
+
+func (d *dispatcher) publish(e Event) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.queue = append(d.queue, e)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) run() {
+	defer close(d.done)
+	var batch []Event
+	for {
+		d.mu.Lock()
+		batch, d.queue = d.queue, batch[:0]
+		closed := d.closed
+		d.mu.Unlock()
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-d.wake
+			continue
+		}
+		for _, e := range batch {
+			d.deliver(e)
+		}
+		clear(batch) // the payloads are garbage once delivered
+	}
+}
+
+// close delivers what is queued and stops; later publishes are dropped.
+func (d *dispatcher) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	<-d.done
 }
 
 // MemberKey returns the member key shared with the holder of pub, cached

@@ -3,7 +3,9 @@ package community
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/iotad/iotad/internal/db"
 )
@@ -11,77 +13,122 @@ import (
 // maxBatch bounds how many writes share one transaction.
 const maxBatch = 512
 
-// writer is the community's single writer. Writes that arrive while a
-// commit is in flight wait and then share the next transaction (group
-// commit), so the cost of a durable commit is paid once per batch, not per
-// message. Each write runs in its own savepoint: one failing write does not
-// undo the others. Publishing runs after the commit, in commit order, in
-// this goroutine, which is what orders message_live updates.
+// writer is the single writer of the community store. Writes that arrive
+// while a commit is in flight wait and then share the next transaction
+// (group commit), so the cost of a durable commit is paid once per batch,
+// not per message. Each write runs in its own savepoint: one failing write
+// does not undo the others, and a caller that hangs up mid-batch cannot
+// undo them either: the batch runs under the writer's own context, and
+// db's writer connection never interrupts a statement for its context (an
+// interrupted statement would roll back the whole transaction). A caller
+// gone before its turn is skipped. The after hooks run after the commit,
+// in commit order, in this goroutine; they hand events to each
+// community's dispatcher, which is what orders message_live updates.
 type writer struct {
-	db   *db.DB
-	reqs chan *writeOp
-	done chan struct{}
+	db      *db.DB
+	reqs    chan *writeOp
+	closing chan struct{}
+	stop    sync.Once
+	done    chan struct{}
 }
 
 type writeOp struct {
+	ctx   context.Context
 	fn    func(tx *sql.Tx) error
 	after func()
 	err   error
 	done  chan error
 }
 
+// errClosed answers a write that reaches the writer after Close.
+var errClosed = errors.New("community: store is closed")
+
 func newWriter(d *db.DB) *writer {
-	w := &writer{db: d, reqs: make(chan *writeOp, maxBatch), done: make(chan struct{})}
+	w := &writer{db: d, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
 // do runs fn in a write transaction and, once committed, after (if any).
 func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error, after func()) error {
-	op := &writeOp{fn: fn, after: after, done: make(chan error, 1)}
+	op := &writeOp{ctx: ctx, fn: fn, after: after, done: make(chan error, 1)}
 	select {
 	case w.reqs <- op:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-w.done:
-		return fmt.Errorf("community: store is closed")
+	case <-w.closing:
+		return errClosed
 	}
-	// Once queued the write happens; wait for it even if ctx ends, so the
-	// caller never reports failure for a write that committed.
-	return <-op.done
+	// Wait even if ctx ends: the write is skipped only if ctx ended before
+	// its turn, so the caller never reports failure for a write that
+	// committed.
+	select {
+	case err := <-op.done:
+		return err
+	case <-w.done:
+		// Queued as the writer stopped: it ran, and answered before done
+		// closed, or it never will.
+		select {
+		case err := <-op.done:
+			return err
+		default:
+			return errClosed
+		}
+	}
 }
 
+// close runs the writes already queued and stops. reqs is never closed, so
+// a write racing close gets errClosed, not a send on a closed channel.
 func (w *writer) close() {
-	close(w.reqs)
+	w.stop.Do(func() { close(w.closing) })
 	<-w.done
 }
 
 func (w *writer) run() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, maxBatch)
-	for op := range w.reqs {
-		batch = append(batch[:0], op)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case more, ok := <-w.reqs:
-				if !ok {
-					break drain
+	for {
+		select {
+		case op := <-w.reqs:
+			batch = w.batch(batch, op)
+		case <-w.closing:
+			for {
+				select {
+				case op := <-w.reqs:
+					batch = w.batch(batch, op)
+				default:
+					return
 				}
-				batch = append(batch, more)
-			default:
-				break drain
 			}
 		}
-		w.commit(batch)
-		clear(batch)
 	}
+}
+
+// batch commits op with the writes queued behind it, up to maxBatch.
+func (w *writer) batch(batch []*writeOp, op *writeOp) []*writeOp {
+	batch = append(batch[:0], op)
+drain:
+	for len(batch) < maxBatch {
+		select {
+		case more := <-w.reqs:
+			batch = append(batch, more)
+		default:
+			break drain
+		}
+	}
+	w.commit(batch)
+	clear(batch)
+	return batch
 }
 
 func (w *writer) commit(batch []*writeOp) {
 	ctx := context.Background()
 	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, op := range batch {
+			if err := op.ctx.Err(); err != nil {
+				op.err = fmt.Errorf("community: write skipped, its caller left: %w", err)
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/voice"
+	"github.com/iotad/iotad/internal/atomicfile"
 )
 
 // voiceFlags are serve's media settings (docs/VOICE.md explains them).
@@ -168,7 +169,13 @@ func keptSecret(path string) (string, error) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	secret := base64.RawURLEncoding.EncodeToString(b)
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+	// Durably, before any credential signed with it goes out: a secret
+	// lost in a crash would void them, a torn one would void the server's.
+	err = atomicfile.Create(path, []byte(secret+"\n"), 0o600)
+	if errors.Is(err, atomicfile.ErrExists) {
+		return keptSecret(path) // another iotad process made it first
+	}
+	if err != nil {
 		return "", fmt.Errorf("TURN secret: %w", err)
 	}
 	return secret, nil

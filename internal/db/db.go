@@ -9,6 +9,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,7 +21,7 @@ import (
 	"strings"
 	"sync"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite"
 )
 
 // Sync chooses SQLite's synchronous setting.
@@ -47,6 +48,12 @@ type DB struct {
 	readStmts sync.Map // query string → *sql.Stmt
 }
 
+// uriPath escapes a file name for a "file:" URI: SQLite ends the path at
+// the first '?' or '#' and decodes %HH in it, and the driver splits off its
+// parameters at the first '?', so a data directory named "a?b" or "100%"
+// would otherwise open another file, with none of the pragmas below.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
 // Open opens (creating if needed) the database file at file.
 func Open(ctx context.Context, file string, sync Sync) (*DB, error) {
 	if sync == "" {
@@ -71,17 +78,18 @@ func Open(ctx context.Context, file string, sync Sync) (*DB, error) {
 	// BEGIN IMMEDIATE takes the write lock at the start, so a transaction
 	// never fails half-way for lack of it.
 	q.Set("_txlock", "immediate")
-	dsn := "file:" + file + "?" + q.Encode()
+	dsn := "file:" + uriPath.Replace(file) + "?" + q.Encode()
 	// The database holds sealed lists and members' keys: readable by the
 	// operator alone. SQLite gives the -wal and -shm files the same mode.
 	if f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
 		f.Close()
 	}
 
-	w, err := sql.Open("sqlite", dsn)
+	base, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("db: open writer: %w", err)
 	}
+	w := sql.OpenDB(steadyConnector{base})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -95,7 +103,7 @@ func Open(ctx context.Context, file string, sync Sync) (*DB, error) {
 		rq.Add("_pragma", p)
 	}
 	rq.Add("_pragma", "query_only(ON)")
-	r, err := sql.Open("sqlite", "file:"+file+"?"+rq.Encode())
+	r, err := sql.Open("sqlite", "file:"+uriPath.Replace(file)+"?"+rq.Encode())
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("db: open readers: %w", err)
@@ -153,17 +161,18 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // transaction together with the version it records. Components share the
 // database file but keep separate version counters, so the iota and
 // community packages never depend on each other's schema.
+//
+// The version is read inside each migration's transaction, which BEGIN
+// IMMEDIATE opens with the write lock held: of two processes starting on
+// one file at once (serve beside a CLI command), the second waits for the
+// first's commit and then sees the version it recorded, instead of
+// applying the same migration again from a version read before the lock.
 func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
 	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_versions (
 		component TEXT PRIMARY KEY,
 		version   INTEGER NOT NULL
 	) STRICT`); err != nil {
 		return fmt.Errorf("db: schema_versions: %w", err)
-	}
-	var current int
-	err := d.Write.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, component).Scan(&current)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("db: read %s version: %w", component, err)
 	}
 	files, err := fs.Glob(migrations, "*.sql")
 	if err != nil {
@@ -175,25 +184,30 @@ func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) er
 		if err != nil {
 			return fmt.Errorf("db: %s: %w", component, err)
 		}
-		if num <= current {
-			continue
-		}
+		// Read before the transaction: the write lock is held for the SQL only.
 		body, err := fs.ReadFile(migrations, name)
 		if err != nil {
 			return fmt.Errorf("db: read %s/%s: %w", component, name, err)
 		}
 		err = d.Tx(ctx, func(tx *sql.Tx) error {
+			var current int
+			err := tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, component).Scan(&current)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("db: read %s version: %w", component, err)
+			}
+			if num <= current {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("db: apply %s/%s: %w", component, name, err)
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_versions(component, version) VALUES(?, ?)
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_versions(component, version) VALUES(?, ?)
 				ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, num)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		current = num
 	}
 	return nil
 }
@@ -219,4 +233,99 @@ func migrationNumber(name string) (int, error) {
 		return 0, fmt.Errorf("migration %q is not named NNNN_what.sql", name)
 	}
 	return n, nil
+}
+
+// steadyConnector opens the writer's connection, on which no statement is
+// interrupted by its context. The driver answers a cancelled context by
+// interrupting SQLite, and an INSERT, UPDATE or DELETE interrupted inside a
+// transaction rolls the whole transaction back: on the one connection that
+// group commit shares, one client that hangs up would undo everyone's
+// writes in its batch. database/sql still refuses to start a statement
+// whose context is already done, so a caller that has gone is turned away
+// before its statement, never in the middle of it. The writer's statements
+// are short; none needs cancelling once started.
+type steadyConnector struct{ driver.Connector }
+
+func (c steadyConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(steadyInner)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("db: the sqlite driver's connection lacks a context method")
+	}
+	return steadyConn{sc}, nil
+}
+
+// steadyInner is what every connection of modernc.org/sqlite implements;
+// the wrapper forwards all of it so database/sql keeps its fast paths.
+type steadyInner interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+type steadyConn struct{ c steadyInner }
+
+func (s steadyConn) Unwrap() driver.Conn { return s.c }
+func (s steadyConn) Prepare(query string) (driver.Stmt, error) {
+	return s.PrepareContext(context.Background(), query)
+}
+func (s steadyConn) Close() error { return s.c.Close() }
+func (s steadyConn) Begin() (driver.Tx, error) {
+	return s.c.BeginTx(context.Background(), driver.TxOptions{})
+}
+func (s steadyConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return s.c.BeginTx(context.WithoutCancel(ctx), opts)
+}
+func (s steadyConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := s.c.PrepareContext(context.WithoutCancel(ctx), query)
+	if err != nil {
+		return nil, err
+	}
+	ss, ok := st.(steadyInnerStmt)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("db: the sqlite driver's statement lacks a context method")
+	}
+	return steadyStmt{ss}, nil
+}
+func (s steadyConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return s.c.ExecContext(context.WithoutCancel(ctx), query, args)
+}
+func (s steadyConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return s.c.QueryContext(context.WithoutCancel(ctx), query, args)
+}
+func (s steadyConn) Ping(ctx context.Context) error         { return s.c.Ping(ctx) }
+func (s steadyConn) ResetSession(ctx context.Context) error { return s.c.ResetSession(ctx) }
+func (s steadyConn) IsValid() bool                          { return s.c.IsValid() }
+
+type steadyInnerStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+type steadyStmt struct{ s steadyInnerStmt }
+
+func (s steadyStmt) Close() error  { return s.s.Close() }
+func (s steadyStmt) NumInput() int { return s.s.NumInput() }
+func (s steadyStmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.s.Exec(args)
+}
+func (s steadyStmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.s.Query(args)
+}
+func (s steadyStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.s.ExecContext(context.WithoutCancel(ctx), args)
+}
+func (s steadyStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.s.QueryContext(context.WithoutCancel(ctx), args)
 }

@@ -3,9 +3,18 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"testing/fstest"
+	"time"
+
+	"modernc.org/sqlite"
 )
 
 func TestReadRow(t *testing.T) {
@@ -41,5 +50,174 @@ func TestReadRow(t *testing.T) {
 	// Readers are read-only, prepared statements included.
 	if err := d.ReadRow(ctx, `INSERT INTO kv VALUES ('b', 'two') RETURNING v`).Scan(&v); err == nil {
 		t.Fatal("a reader wrote")
+	}
+}
+
+// TestDataDirNameCannotRedirectTheDatabase: a data directory whose name
+// holds URI syntax ('?' starts the driver's parameters, '#' ends SQLite's
+// path, %41 decodes to 'A') must still get the database, with its pragmas,
+// at exactly the path asked for.
+func TestDataDirNameCannotRedirectTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "odd ?name=x #frag %41 dir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "iotad.db")
+	d, err := Open(ctx, file, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := d.Read.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q, %v: the pragmas were lost", mode, err)
+	}
+	var n int
+	if err := d.Read.QueryRowContext(ctx, `SELECT count(*) FROM kv`).Scan(&n); err != nil {
+		t.Fatalf("the readers do not see the writer's database: %v", err)
+	}
+	d.Close()
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Fatalf("nothing written at %s: %v", file, err)
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("files beside the data directory: %q", names)
+	}
+}
+
+// barrierFS holds every reader of a migration file until n have arrived,
+// so that concurrent migrators are all past whatever they did before
+// reading the file.
+type barrierFS struct {
+	fs.FS
+	mu      sync.Mutex
+	arrived int
+	n       int
+	all     chan struct{}
+}
+
+func (b *barrierFS) Open(name string) (fs.File, error) {
+	if strings.HasSuffix(name, ".sql") {
+		b.mu.Lock()
+		b.arrived++
+		if b.arrived == b.n {
+			close(b.all)
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.all:
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("barrierFS: the other migrator never read the file")
+		}
+	}
+	return b.FS.Open(name)
+}
+
+// TestConcurrentMigratorsCannotApplyTwice: two processes starting on one
+// database (iotad serve and a CLI command) migrate at once. Both have
+// decided what to apply when they reach the migration; only one may
+// apply it, the other must see its version and skip it.
+func TestConcurrentMigratorsCannotApplyTwice(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "t.db")
+	migrations := &barrierFS{n: 2, all: make(chan struct{}), FS: fstest.MapFS{
+		// Not idempotent: a second application fails.
+		"0001_init.sql": {Data: []byte(`CREATE TABLE once (x INTEGER)`)},
+	}}
+	var dbs [2]*DB
+	for i := range dbs {
+		d, err := Open(ctx, file, SyncNormal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		dbs[i] = d
+	}
+	errs := make(chan error, len(dbs))
+	for _, d := range dbs {
+		go func() { errs <- d.Migrate(ctx, "test", migrations) }()
+	}
+	for range dbs {
+		if err := <-errs; err != nil {
+			t.Errorf("migrate: %v", err)
+		}
+	}
+	if v, err := dbs[0].Version(ctx, "test"); err != nil || v != 1 {
+		t.Fatalf("version %d, %v", v, err)
+	}
+}
+
+var cancelHere struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func init() {
+	// cancel_here(x) cancels the context registered in cancelHere when x
+	// is 1, from inside the statement that calls it.
+	sqlite.MustRegisterScalarFunction("cancel_here", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if args[0] == int64(1) {
+			cancelHere.mu.Lock()
+			if cancelHere.cancel != nil {
+				cancelHere.cancel()
+			}
+			cancelHere.mu.Unlock()
+		}
+		return args[0], nil
+	})
+}
+
+// TestCancelledStatementCannotRollBackTheWriteTransaction: in a write
+// transaction shared by several callers (the community writer's group
+// commit), one caller's context is cancelled while its INSERT runs. Its
+// statement may finish or fail, but the transaction, with the other
+// callers' rows, must still commit.
+func TestCancelledStatementCannotRollBackTheWriteTransaction(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv (k INTEGER, who TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	callerCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cancelHere.mu.Lock()
+	cancelHere.cancel = cancel
+	cancelHere.mu.Unlock()
+	defer func() {
+		cancelHere.mu.Lock()
+		cancelHere.cancel = nil
+		cancelHere.mu.Unlock()
+	}()
+	err = d.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kv VALUES (0, 'before')`); err != nil {
+			return err
+		}
+		// The row that cancels comes first; the thousands after it
+		// give the driver's watcher time to interrupt the statement.
+		_, err := tx.ExecContext(callerCtx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+			INSERT INTO kv SELECT cancel_here(i), 'cancelled' FROM n`)
+		t.Logf("the cancelled caller's statement: %v", err)
+		_, err = tx.ExecContext(ctx, `INSERT INTO kv VALUES (0, 'after')`)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the transaction failed: %v", err)
+	}
+	var n int
+	if err := d.Read.QueryRowContext(ctx, `SELECT count(*) FROM kv WHERE who IN ('before', 'after')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d of the other callers' rows committed (%v), want 2", n, err)
 	}
 }

@@ -1,0 +1,170 @@
+package community
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"modernc.org/sqlite"
+
+	"github.com/iotad/iotad/internal/db"
+)
+
+var hangUp struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func init() {
+	// hang_up(x) cancels the context in hangUp when x is 1: a client
+	// disconnecting while its statement runs.
+	sqlite.MustRegisterScalarFunction("hang_up", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if args[0] == int64(1) {
+			hangUp.mu.Lock()
+			if hangUp.cancel != nil {
+				hangUp.cancel()
+			}
+			hangUp.mu.Unlock()
+		}
+		return args[0], nil
+	})
+}
+
+// TestDisconnectingClientCannotFailItsGroupCommit: three writes share one
+// transaction; the client of the second hangs up while its statement
+// runs. The first and third must still commit and be acknowledged.
+func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
+	s, c, _ := openTest(t, db.SyncNormal)
+	ctx := context.Background()
+	if err := c.CreateDefaultChannels(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch, _ := c.Find("General", "general")
+	clientCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hangUp.mu.Lock()
+	hangUp.cancel = cancel
+	hangUp.mu.Unlock()
+	defer func() {
+		hangUp.mu.Lock()
+		hangUp.cancel = nil
+		hangUp.mu.Unlock()
+	}()
+
+	insert := func(ctx context.Context, body string) func(tx *sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			id := s.ids.next(s.now())
+			_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`,
+				ch.ID, id[:], "someone", body, s.now().UnixMilli())
+			return err
+		}
+	}
+	acked := map[string]bool{}
+	op := func(ctx context.Context, body string, fn func(tx *sql.Tx) error) *writeOp {
+		return &writeOp{ctx: ctx, fn: fn, after: func() { acked[body] = true }, done: make(chan error, 1)}
+	}
+	first := op(ctx, "first", insert(ctx, "first"))
+	// The thousands of rows after the one that hangs up give the driver
+	// time to act on the cancellation while the statement still runs.
+	gone := op(clientCtx, "gone", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(clientCtx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+			INSERT INTO channel_state(channel_id, key, value) SELECT ?, 'k' || hang_up(i), 'v' FROM n`, ch.ID)
+		return err
+	})
+	third := op(ctx, "third", insert(ctx, "third"))
+
+	// The batch as the writer goroutine would run it, built by hand so
+	// that all three are in it for certain.
+	w := &writer{db: s.db}
+	w.commit([]*writeOp{first, gone, third})
+	t.Logf("the disconnected client's write: %v", <-gone.done)
+	for _, o := range []*writeOp{first, third} {
+		if err := <-o.done; err != nil {
+			t.Errorf("a connected client's write failed: %v", err)
+		}
+	}
+	if !acked["first"] || !acked["third"] {
+		t.Errorf("acknowledged: %v", acked)
+	}
+	var n int
+	if err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE channel_id = ? AND body IN ('first', 'third')`, ch.ID).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d of the two connected clients' messages stored (%v)", n, err)
+	}
+}
+
+// TestClientGoneBeforeItsTurnIsSkipped: a write whose client hung up while
+// it waited in the queue is not run, and only that client hears so.
+func TestClientGoneBeforeItsTurnIsSkipped(t *testing.T) {
+	s, _, _ := openTest(t, db.SyncNormal)
+	ctx := context.Background()
+	goneCtx, cancel := context.WithCancel(ctx)
+	cancel()
+	ran := false
+	gone := &writeOp{ctx: goneCtx, fn: func(*sql.Tx) error { ran = true; return nil }, done: make(chan error, 1)}
+	kept := &writeOp{ctx: ctx, fn: func(*sql.Tx) error { return nil }, done: make(chan error, 1)}
+	w := &writer{db: s.db}
+	w.commit([]*writeOp{gone, kept})
+	if err := <-gone.done; !errors.Is(err, context.Canceled) || ran {
+		t.Errorf("the gone client's write: ran %v, %v", ran, err)
+	}
+	if err := <-kept.done; err != nil {
+		t.Errorf("the other write: %v", err)
+	}
+}
+
+// joinedMember joins c with an operator invite and returns the stored member,
+// so that tests act as someone the community really has.
+func joinedMember(t testing.TB, c *Community, userID string) Member {
+	t.Helper()
+	ctx := context.Background()
+	secret, _, err := c.CreateOperatorInvite(ctx, InviteOptions{MaxUses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Join(ctx, secret, userID, key(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestWriteRacingShutdownCannotPanic: sessions keep writing while the
+// server shuts down. Every write either commits or is told the store is
+// closed; none panics on a closed queue, none waits forever.
+func TestWriteRacingShutdownCannotPanic(t *testing.T) {
+	s, _, _ := openTest(t, db.SyncNormal)
+	ctx := context.Background()
+	const writers = 8
+	started := make(chan struct{}, writers)
+	errs := make(chan error, writers)
+	for range writers {
+		go func() {
+			started <- struct{}{}
+			for {
+				if err := s.w.do(ctx, func(*sql.Tx) error { return nil }, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range writers {
+		<-started
+	}
+	s.Close()
+	deadline := time.After(10 * time.Second)
+	for range writers {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, errClosed) {
+				t.Errorf("a write racing Close: %v", err)
+			}
+		case <-deadline:
+			t.Fatal("a write racing Close never returned")
+		}
+	}
+}
