@@ -340,6 +340,7 @@ class Community {
     switch (d.result) {
       case "interactables_changed":
         this.tree = d.payload.interactables;
+        if (state.current === this && $("admin-channels")) fillChannels(this, $("admin-channels"));
         break;
       case "role_changed":
         if (d.payload.user_id === state.me.userID) this.role = d.payload.role;
@@ -676,6 +677,34 @@ async function setVoiceState() {
 
 // --- administration ----------------------------------------------------------------
 
+// fillChannels lists every channel of com in table, with rename, move and
+// delete. The update of a change may come after its reply, so the table
+// is filled again on every interactables_changed.
+function fillChannels(com, table) {
+  const fail = (err) => say(explain(err));
+  table.replaceChildren(el("tr", {}, ...["channel", "kind", ""].map((h) => el("th", { textContent: h }))));
+  const listChannels = (obj, path) => {
+    for (const [name, ch] of Object.entries(obj)) {
+      const full = path ? `${path}/${name}` : name;
+      const rename = el("button", { textContent: "rename" });
+      rename.onclick = () => {
+        const to = prompt(`Rename ${full} to`, name);
+        if (to) com.root("rename_channel", { path, name, new_name: to }).then(() => renderAdmin(), fail);
+      };
+      const move = el("button", { textContent: "move" });
+      move.onclick = () => {
+        const to = prompt(`Move ${full} into which category? (empty: the top)`, path);
+        if (to !== null) com.root("move_channel", { path, name, new_path: to }).then(() => renderAdmin(), fail);
+      };
+      const del = el("button", { textContent: "delete" });
+      del.onclick = () => confirm(`Delete ${full}?`) && com.root("delete_channel", { path, name }).then(() => renderAdmin(), fail);
+      table.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), el("td", {}, rename, move, del)));
+      if (ch.codec === "category") listChannels(ch.data, full);
+    }
+  };
+  listChannels(com.tree, "");
+}
+
 async function renderAdmin() {
   const com = state.current;
   view.close();
@@ -704,28 +733,8 @@ async function renderAdmin() {
   };
   box.append(inv);
 
-  // Every channel, with rename, move and delete.
-  const channels = el("table", {}, el("tr", {}, ...["channel", "kind", ""].map((h) => el("th", { textContent: h }))));
-  const listChannels = (obj, path) => {
-    for (const [name, ch] of Object.entries(obj)) {
-      const full = path ? `${path}/${name}` : name;
-      const rename = el("button", { textContent: "rename" });
-      rename.onclick = () => {
-        const to = prompt(`Rename ${full} to`, name);
-        if (to) com.root("rename_channel", { path, name, new_name: to }).then(() => renderAdmin(), fail);
-      };
-      const move = el("button", { textContent: "move" });
-      move.onclick = () => {
-        const to = prompt(`Move ${full} into which category? (empty: the top)`, path);
-        if (to !== null) com.root("move_channel", { path, name, new_path: to }).then(() => renderAdmin(), fail);
-      };
-      const del = el("button", { textContent: "delete" });
-      del.onclick = () => confirm(`Delete ${full}?`) && com.root("delete_channel", { path, name }).then(() => renderAdmin(), fail);
-      channels.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), el("td", {}, rename, move, del)));
-      if (ch.codec === "category") listChannels(ch.data, full);
-    }
-  };
-  listChannels(com.tree, "");
+  const channels = el("table", { id: "admin-channels" });
+  fillChannels(com, channels);
   box.append(el("h3", { textContent: "Channels" }), channels);
 
   const invites = await com.root("list_invites").catch(() => null);
