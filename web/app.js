@@ -91,30 +91,56 @@ class Socket {
   }
 }
 
-// login runs identification → challenge → challenge_response.
-async function login(sock, privateKey, ident) {
+// login runs identification → challenge → challenge_response, login
+// version 2: the challenge must open with the key we pinned for this server
+// and this role, or the socket closes before anything is answered, so a
+// server cannot pass another server's challenge through us (PROTOCOL §3).
+async function login(sock, privateKey, ident, { role, pinned }) {
   const ch = await sock.request("identification", ident);
-  const answer = await c.openChallenge(privateKey, ch.data);
-  const res = await sock.request("challenge_response", { challenge: answer });
-  return { res, answer };
+  let opened;
+  try {
+    opened = await c.answerChallenge(privateKey, ident.user_id, ch.data, { role, pinned });
+  } catch (err) {
+    sock.close();
+    throw err;
+  }
+  const res = await sock.request("challenge_response", { challenge: opened.answer });
+  return { res, ...opened };
+}
+
+// refusal puts a refused login in words; what names the server we meant
+// to reach, pinnedBy where its key came from.
+function refusal(err, what, pinnedBy) {
+  const start = `This server is not ${what} — it may be trying to impersonate it, to log in there as you.`;
+  const end = "Nothing was sent to it.";
+  if (err.reason === "version") return `${start} It asked for an old kind of login that another server could relay. ${end}`;
+  if (err.reason === "key" && pinnedBy === "first use") {
+    return `${start} Its key has changed since this browser first used it. ${end} If its operator really replaced the key, get a key file with the new iota_key line.`;
+  }
+  if (err.reason === "key") return `${start} Its key is not the one in ${pinnedBy}. ${end}`;
+  return `${start} Its challenge was made for another server. ${end}`;
 }
 
 const wsBase = () => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 
 // --- the key, kept in IndexedDB when asked to -----------------------------
 
+// Two stores: "keys" holds the remembered key, "pins" the server keys
+// pinned on first use, by socket URL, like SSH's known_hosts.
 function idb() {
   return new Promise((resolve, reject) => {
-    const r = indexedDB.open("iotad", 1);
-    r.onupgradeneeded = () => r.result.createObjectStore("keys");
+    const r = indexedDB.open("iotad", 2);
+    r.onupgradeneeded = () => {
+      for (const name of ["keys", "pins"]) if (!r.result.objectStoreNames.contains(name)) r.result.createObjectStore(name);
+    };
     r.onsuccess = () => resolve(r.result);
     r.onerror = () => reject(r.error);
   });
 }
-async function keyStore(mode, fn) {
+async function keyStore(mode, fn, store = "keys") {
   const db = await idb();
   return new Promise((resolve, reject) => {
-    const req = fn(db.transaction("keys", mode).objectStore("keys"));
+    const req = fn(db.transaction(store, mode).objectStore(store));
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
@@ -122,25 +148,53 @@ async function keyStore(mode, fn) {
 const saveKey = (k) => keyStore("readwrite", (s) => s.put(k, "me"));
 const loadKey = () => keyStore("readonly", (s) => s.get("me"));
 const forgetKey = () => keyStore("readwrite", (s) => s.delete("me"));
+const loadPin = (url) => keyStore("readonly", (s) => s.get(url), "pins");
+const savePin = (url, key) => keyStore("readwrite", (s) => s.put(key, url), "pins");
+
+// pinFor returns the key to hold a server to and where it came from: the
+// given one (the key file's iota_key, an invite's key), else the one
+// pinned here on first use, else none yet.
+async function pinFor(url, given, givenBy) {
+  if (given) return { pinned: given, pinnedBy: givenBy };
+  return { pinned: (await loadPin(url)) || "", pinnedBy: "first use" };
+}
 
 // --- the Iota ---------------------------------------------------------------
 
 const state = { me: null, iota: null, listKey: null, entries: [], communities: new Map(), current: null, backoff: 500 };
 
+const iotaURL = () => `${wsBase()}/ws/iota`;
+
 async function openIota() {
-  const sock = new Socket(`${wsBase()}/ws/iota`);
+  const url = iotaURL();
+  const { pinned, pinnedBy } = await pinFor(url, state.me.iotaKey, "your key file");
+  const sock = new Socket(url);
   await sock.open();
-  await login(sock, state.me.privateKey, { user_id: state.me.userID });
+  let serverKey;
+  try {
+    ({ serverKey } = await login(sock, state.me.privateKey, { user_id: state.me.userID }, { role: "iota", pinned }));
+  } catch (err) {
+    if (err instanceof c.LoginRefused) throw new Error(refusal(err, "your Iota", pinnedBy), { cause: err });
+    throw err;
+  }
+  if (!pinned) await savePin(url, serverKey);
   sock.onPush = (m) => {
     if (m.type === "update" && m.data.result === "communities_changed") loadCommunities();
   };
   sock.onClose = () => {
     say("Connection to your Iota lost; reconnecting…");
-    setTimeout(() => openIota().then(() => say(""), () => {}), (state.backoff = Math.min(state.backoff * 2, 15000)));
+    reconnectIota();
   };
   state.iota = sock;
   state.backoff = 500;
   await loadCommunities();
+}
+
+// reconnectIota retries with backoff until the Iota is back, and stops
+// for good on a refused login: retrying would not make it the same server.
+function reconnectIota() {
+  const retry = (err) => (err.cause instanceof c.LoginRefused ? say(err.message) : reconnectIota());
+  setTimeout(() => openIota().then(() => say(""), retry), (state.backoff = Math.min(state.backoff * 2, 15000)));
 }
 
 async function loadCommunities() {
@@ -213,7 +267,7 @@ class Community {
     this.entry = entry;
     const u = new URL(entry.address.replace(/^tensamin:/, "http:"));
     this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${u.host}/`;
-    this.pinned = u.searchParams.get("key");
+    this.pinned = u.searchParams.get("key") || "";
     this.tree = {};
     this.unread = new Set();
     this.collapsed = new Set();
@@ -224,13 +278,28 @@ class Community {
     await sock.open();
     const ident = { user_id: state.me.userID };
     if (invite) Object.assign(ident, { invite, public_key: c.b64encode(c.publicKey(state.me.privateKey)) });
-    const { res, answer } = await login(sock, state.me.privateKey, ident);
+    // An entry made by another client may lack the key; it is then
+    // pinned here on first use.
+    const { pinned, pinnedBy } = await pinFor(this.url, this.pinned, "your invite");
+    let res, answer, serverKey;
+    try {
+      ({ res, answer, serverKey } = await login(sock, state.me.privateKey, ident, { role: "community", pinned }));
+    } catch (err) {
+      if (err instanceof c.LoginRefused) throw new Error(refusal(err, invite ? "the community in your invite" : "the community you joined", pinnedBy), { cause: err });
+      throw err;
+    }
     const d = res.data;
-    const pinned = this.pinned && c.b64url(c.b64decode(this.pinned)) !== c.b64url(c.b64decode(d.community_public_key));
-    if (pinned || !(await c.verifyProof(state.me.privateKey, d.community_public_key, answer, d.proof))) {
+    let proven = false;
+    try {
+      proven = c.sameKey(serverKey, d.community_public_key) && (await c.verifyProof(state.me.privateKey, serverKey, answer, d.proof));
+    } catch {
+      // a malformed key or proof proves nothing
+    }
+    if (!proven) {
       sock.close();
       throw new Error("This community could not prove it is the one in the invite.");
     }
+    if (!pinned) await savePin(this.url, serverKey);
     this.sock = sock;
     this.role = d.role;
     this.tree = d.interactables;
@@ -247,7 +316,8 @@ class Community {
       return;
     }
     say("Connection lost; reconnecting…");
-    setTimeout(() => this.connect().then(() => this.resumed(), () => this.closed(ev)), (this.backoff = Math.min(this.backoff * 2, 15000)));
+    const retry = (err) => (err.cause instanceof c.LoginRefused ? say(err.message) : this.closed(ev));
+    setTimeout(() => this.connect().then(() => this.resumed(), retry), (this.backoff = Math.min(this.backoff * 2, 15000)));
   }
   // resumed puts the page back where it was: the tree, and the open
   // channel with what was said while the connection was down.
@@ -270,6 +340,7 @@ class Community {
     switch (d.result) {
       case "interactables_changed":
         this.tree = d.payload.interactables;
+        if (state.current === this && $("admin-channels")) fillChannels(this, $("admin-channels"));
         break;
       case "role_changed":
         if (d.payload.user_id === state.me.userID) this.role = d.payload.role;
@@ -606,6 +677,34 @@ async function setVoiceState() {
 
 // --- administration ----------------------------------------------------------------
 
+// fillChannels lists every channel of com in table, with rename, move and
+// delete. The update of a change may come after its reply, so the table
+// is filled again on every interactables_changed.
+function fillChannels(com, table) {
+  const fail = (err) => say(explain(err));
+  table.replaceChildren(el("tr", {}, ...["channel", "kind", ""].map((h) => el("th", { textContent: h }))));
+  const listChannels = (obj, path) => {
+    for (const [name, ch] of Object.entries(obj)) {
+      const full = path ? `${path}/${name}` : name;
+      const rename = el("button", { textContent: "rename" });
+      rename.onclick = () => {
+        const to = prompt(`Rename ${full} to`, name);
+        if (to) com.root("rename_channel", { path, name, new_name: to }).then(() => renderAdmin(), fail);
+      };
+      const move = el("button", { textContent: "move" });
+      move.onclick = () => {
+        const to = prompt(`Move ${full} into which category? (empty: the top)`, path);
+        if (to !== null) com.root("move_channel", { path, name, new_path: to }).then(() => renderAdmin(), fail);
+      };
+      const del = el("button", { textContent: "delete" });
+      del.onclick = () => confirm(`Delete ${full}?`) && com.root("delete_channel", { path, name }).then(() => renderAdmin(), fail);
+      table.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), el("td", {}, rename, move, del)));
+      if (ch.codec === "category") listChannels(ch.data, full);
+    }
+  };
+  listChannels(com.tree, "");
+}
+
 async function renderAdmin() {
   const com = state.current;
   view.close();
@@ -634,28 +733,8 @@ async function renderAdmin() {
   };
   box.append(inv);
 
-  // Every channel, with rename, move and delete.
-  const channels = el("table", {}, el("tr", {}, ...["channel", "kind", ""].map((h) => el("th", { textContent: h }))));
-  const listChannels = (obj, path) => {
-    for (const [name, ch] of Object.entries(obj)) {
-      const full = path ? `${path}/${name}` : name;
-      const rename = el("button", { textContent: "rename" });
-      rename.onclick = () => {
-        const to = prompt(`Rename ${full} to`, name);
-        if (to) com.root("rename_channel", { path, name, new_name: to }).then(() => renderAdmin(), fail);
-      };
-      const move = el("button", { textContent: "move" });
-      move.onclick = () => {
-        const to = prompt(`Move ${full} into which category? (empty: the top)`, path);
-        if (to !== null) com.root("move_channel", { path, name, new_path: to }).then(() => renderAdmin(), fail);
-      };
-      const del = el("button", { textContent: "delete" });
-      del.onclick = () => confirm(`Delete ${full}?`) && com.root("delete_channel", { path, name }).then(() => renderAdmin(), fail);
-      channels.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), el("td", {}, rename, move, del)));
-      if (ch.codec === "category") listChannels(ch.data, full);
-    }
-  };
-  listChannels(com.tree, "");
+  const channels = el("table", { id: "admin-channels" });
+  fillChannels(com, channels);
   box.append(el("h3", { textContent: "Channels" }), channels);
 
   const invites = await com.root("list_invites").catch(() => null);
@@ -706,7 +785,7 @@ async function loginWith(text) {
   try {
     const me = c.parseKeyFile(text);
     await start(me);
-    if ($("remember").checked) await saveKey({ userID: me.userID, privateKey: c.b64encode(me.privateKey) });
+    if ($("remember").checked) await saveKey({ userID: me.userID, privateKey: c.b64encode(me.privateKey), iotaKey: me.iotaKey });
   } catch (err) {
     say(err.type ? explain(err) : err.message);
   }
@@ -765,6 +844,6 @@ function wire() {
 
 wire();
 loadKey().then(
-  (k) => (k ? start({ userID: k.userID, privateKey: c.b64decode(k.privateKey) }).catch(() => ($("login").hidden = false)) : ($("login").hidden = false)),
+  (k) => (k ? start({ userID: k.userID, privateKey: c.b64decode(k.privateKey), iotaKey: k.iotaKey }).catch((err) => (($("login").hidden = false), say(err.message))) : ($("login").hidden = false)),
   () => ($("login").hidden = false),
 );

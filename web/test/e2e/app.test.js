@@ -4,92 +4,26 @@
 // plaintext community address.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, mkdirSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import net from "node:net";
-import { chromium } from "playwright-core";
+import { bin, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
 
-const bin = process.env.IOTAD_BIN;
-const shots = process.env.SCREENSHOTS || join(tmpdir(), "iotad-screenshots");
-mkdirSync(shots, { recursive: true });
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-
-let server, startServer, base, data, invites = [], ownerKey, browser, log = "";
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+let srv, base, data, invites, ownerKey, browser;
 
 before(async () => {
-  assert.ok(bin, "IOTAD_BIN must name the iotad binary");
-  assert.ok(existsSync(executablePath), `no Chromium at ${executablePath}`);
-  data = mkdtempSync(join(tmpdir(), "iotad-e2e-"));
-  const port = await freePort();
-  const addr = `127.0.0.1:${port}`;
-  base = `http://${addr}`;
-  // Chromium gathers no loopback candidates, and tests may only use
-  // loopback: media goes through the embedded TURN server on 127.0.0.1.
-  const turn = `127.0.0.1:${await freePort()}`;
-  startServer = () => {
-    // The request rate is lifted so a test can fill a channel quickly.
-    server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn,
-      "--request-rate", "100000", "--request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]);
-    server.stderr.on("data", (d) => (log += d));
-    return new Promise((resolve, reject) => {
-      let out = "";
-      server.stdout.on("data", (d) => {
-        out += d;
-        if (out.includes("iotad is listening")) {
-          if (!invites.length) invites = out.split("\n").filter((l) => l.startsWith("tensamin://"));
-          resolve();
-        }
-      });
-      server.on("exit", (code) => reject(new Error(`iotad exited with ${code}`)));
-    });
-  };
-  await startServer();
+  srv = await startIotad();
+  ({ base, data, invites } = srv);
   ownerKey = readFileSync(join(data, "owner.tu"), "utf8");
-  browser = await chromium.launch({
-    executablePath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required", "--auto-select-desktop-capture-source=Entire screen", "--auto-accept-this-tab-capture"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  await srv?.remove();
 });
 
-async function page(name) {
-  const ctx = await browser.newContext({ permissions: ["microphone"], viewport: { width: 1100, height: 700 } });
-  const p = await ctx.newPage();
-  p.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
-  await p.goto(base + "/");
-  return p;
-}
-
-async function loginWithKey(p, keyText) {
-  await p.fill("#keytext", keyText);
-  await p.click("#login-button");
-  await p.waitForSelector("#app:not([hidden])");
-}
-
-async function joinWith(p, invite, title) {
-  await p.fill("#invite", invite);
-  await p.fill("#title", title);
-  await p.click("#add-community button");
-  await p.waitForSelector(`#community-list li:has-text("${title}")`);
-  await p.waitForSelector('#tree span:has-text("general")');
-}
+const page = (name) => newPage(browser, base, name);
 
 async function openGeneral(p) {
   await p.click('#tree span:has-text("# general")');
@@ -208,7 +142,7 @@ test("two people talk in a voice channel", async () => {
         }
         return out.join("\n");
       }));
-      console.log(log.split("\n").filter((l) => /call|peer|renegotiat|track|WARN|ERROR/.test(l)).join("\n"));
+      console.log(srv.log.split("\n").filter((l) => /call|peer|renegotiat|track|WARN|ERROR/.test(l)).join("\n"));
     }
     assert.ok(now > 2000, `inbound audio bytes ${now}`);
   }
@@ -253,8 +187,9 @@ test("unread marks for channels one is not looking at", async () => {
 test("10,000 messages scroll without loading them all", async () => {
   const { owner } = pages;
   // Fill the channel from inside the page with the page's own crypto.
-  await owner.evaluate(async (keyText) => {
+  await owner.evaluate(async ([keyText, invite]) => {
     const c = await import("/crypto.js");
+    const pinned = new URL(invite.replace("tensamin:", "http:")).searchParams.get("key");
     const me = c.parseKeyFile(keyText);
     const ws = new WebSocket(`ws://${location.host}/`);
     await new Promise((r) => (ws.onopen = r));
@@ -269,13 +204,14 @@ test("10,000 messages scroll without loading them all", async () => {
       ws.send(JSON.stringify({ type, id, data }));
     });
     const ch = await req("identification", { user_id: me.userID });
-    await req("challenge_response", { challenge: await c.openChallenge(me.privateKey, ch.data) });
+    const { answer } = await c.answerChallenge(me.privateKey, me.userID, ch.data, { role: "community", pinned });
+    await req("challenge_response", { challenge: answer });
     for (let i = 0; i < 10000; i++) {
       ws.send(JSON.stringify({ type: "function", data: { codec: "text", path: "General", name: "random", function: "send_message", payload: { message: `flood ${i}` } } }));
     }
     await req("function", { codec: "text", path: "General", name: "random", function: "get_messages", payload: { amount: 1 } });
     ws.close();
-  }, ownerKey);
+  }, [ownerKey, invites[0]]);
   await openGeneral(owner);
   await owner.click('#tree span:has-text("# random")');
   await owner.waitForSelector('#messages li:has-text("flood 9999")');
@@ -309,9 +245,9 @@ test("the page reconnects after the server restarts and resumes the channel", as
   await owner.click('#community-list li:has-text("Home")');
   await openGeneral(owner);
   await friend.click('#tree span:has-text("# general")');
-  await new Promise((resolve) => (server.once("exit", resolve), server.kill()));
+  await srv.stop();
   await owner.waitForFunction(() => document.getElementById("status").textContent.includes("reconnecting"));
-  await startServer();
+  await srv.start();
   await friend.waitForFunction(() => !document.getElementById("status").textContent.includes("reconnecting"), null, { timeout: 30000 });
   await owner.waitForFunction(() => !document.getElementById("status").textContent.includes("reconnecting"), null, { timeout: 30000 });
   await send(friend, "after the restart");
@@ -375,6 +311,6 @@ test("no plaintext community address reached the server", async () => {
     const path = join(data, f);
     if (existsSync(path)) assert.ok(!readFileSync(path).includes(marker), `${f} holds a plaintext address`);
   }
-  assert.ok(!log.includes(marker), "the log holds a plaintext address");
-  assert.ok(log.includes("iota login"), "control: the log was captured");
+  assert.ok(!srv.log.includes(marker), "the log holds a plaintext address");
+  assert.ok(srv.log.includes("iota login"), "control: the log was captured");
 });
