@@ -2,7 +2,7 @@
 // Debian's Chromium, and the page's login and join steps.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -44,7 +44,11 @@ export async function startIotad() {
       proc.stdout.on("data", (d) => {
         out += d;
         if (out.includes("iotad is listening")) {
-          if (!srv.invites.length) srv.invites = out.split("\n").filter((l) => l.startsWith("tensamin://"));
+          // stdout is a pipe, not a terminal, so the first start writes its
+          // invites to a 0600 file in the data directory instead.
+          const file = join(data, "first-invites.txt");
+          const text = existsSync(file) ? readFileSync(file, "utf8") : out;
+          if (!srv.invites.length) srv.invites = text.split("\n").filter((l) => l.startsWith("tensamin://"));
           resolve();
         }
       });
