@@ -96,6 +96,10 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	// protocol's limits.
 	cfg.LoginRate, cfg.LoginBurst = 1e6, 1e6
 	cfg.Socket.RequestRate, cfg.Socket.RequestBurst = 1e6, 1e6
+	cfg.UserRequestRate, cfg.UserRequestBurst = 1e6, 1e6
+	// Every test socket comes from 127.0.0.1, and benchmarks open a
+	// thousand; the tests of the caps set them.
+	cfg.MaxConnectionsPerAddr, cfg.MaxUnauthenticatedPerAddr, cfg.MaxConnectionsPerUser = 0, 0, 0
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -76,7 +76,9 @@ func (a *iotaAPI) identification(ctx context.Context, s *Session, req *Request) 
 	}
 	uid := *in.UserID
 	return startChallenge(s, user.PublicKey, func(ctx context.Context, s *Session, _ string) (*Reply, error) {
-		s.SetLoggedIn(user.ID)
+		if err := s.SetLoggedIn(user.ID); err != nil {
+			return nil, err
+		}
 		a.remember(s)
 		s.log.Info("iota login", slog.String("user", user.ID))
 		return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in",
