@@ -278,13 +278,19 @@ func (s *Session) writeLoop() {
 		for _, f := range batch {
 			n += len(f)
 		}
-		if pong != nil && !closing {
+		if closing && !flush {
+			clear(batch)
+			batch = batch[:0]
+		}
+		// A pong answers a ping that came before any close, so it goes
+		// out even when the queue is dropped.
+		if pong != nil {
 			batch = append(batch, pong)
 		}
-		if ping {
+		if ping && !closing {
 			batch = append(batch, pingFrame)
 		}
-		if len(batch) > 0 && (!closing || flush) {
+		if len(batch) > 0 {
 			if err := s.write(batch); err != nil {
 				s.closeWith(0, "", false)
 				s.nc.Close()
