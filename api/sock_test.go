@@ -410,3 +410,24 @@ func TestMetricsAreNotOnThePublicListener(t *testing.T) {
 		t.Errorf("admin pprof heap: %d", code)
 	}
 }
+
+// TestProtocolErrorIsAnsweredWith1002: an unmasked client frame is a
+// protocol error; gorilla's close frame for it is sent by the session's
+// writer, and the client reads it.
+func TestProtocolErrorIsAnsweredWith1002(t *testing.T) {
+	env := newEnv(t, nil)
+	ws, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, err := ws.NetConn().Write([]byte{0x81, 0x02, 'h', 'i'}); err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseProtocolError {
+		t.Fatalf("read %v, want close 1002", err)
+	}
+}

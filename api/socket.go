@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -264,7 +267,8 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 		http.Error(w, err.Error(), status)
 		return
 	}
-	ws, err := ss.upgrader.Upgrade(w, r, nil)
+	hw := &hijackResponse{ResponseWriter: w}
+	ws, err := ss.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// Upgrade has already answered the request.
 		ss.reg.release(addr)
@@ -273,7 +277,7 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		ws:         ws,
-		nc:         ws.NetConn(),
+		nc:         hw.conn.Conn,
 		cfg:        &ss.cfg,
 		ep:         ep,
 		reg:        ss.reg,
@@ -296,7 +300,9 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 	}
 	// gorilla's own handlers would write pongs and close frames from the
 	// reader goroutine; these hand them to the writer, the only goroutine
-	// that writes.
+	// that writes. What gorilla still writes itself (the close frame of a
+	// protocol error) becomes a close through the writer too.
+	hw.conn.s.Store(s)
 	ws.SetPingHandler(func(payload string) error {
 		s.queuePong(payload)
 		s.extendReadDeadline()
@@ -333,6 +339,55 @@ func (ss *socketServer) run(s *Session, ep *Endpoint) {
 		ep.OnClose(s)
 	}
 	ss.reg.remove(s)
+}
+
+// hijackResponse hands gorilla a quietConn in place of the hijacked
+// connection.
+type hijackResponse struct {
+	http.ResponseWriter
+	conn *quietConn
+}
+
+func (w *hijackResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("api: the response cannot be hijacked")
+	}
+	nc, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &quietConn{Conn: nc}
+	return w.conn, brw, nil
+}
+
+// quietConn is the connection as gorilla sees it. Until a session owns it,
+// gorilla writes through (the handshake, a refusal); after, a frame gorilla
+// writes does not reach the socket: a close frame (gorilla's answer to a
+// protocol error) becomes the session's close, sent by its writer.
+type quietConn struct {
+	net.Conn
+	s atomic.Pointer[Session]
+}
+
+func (c *quietConn) Write(p []byte) (int, error) {
+	s := c.s.Load()
+	if s == nil {
+		return c.Conn.Write(p)
+	}
+	// gorilla writes a server control frame as one unmasked frame:
+	// two header bytes, then at most 125 bytes of payload.
+	if len(p) >= 4 && p[0]&0x0f == opClose && int(p[1]&0x7f) == len(p)-2 {
+		s.closeWith(int(binary.BigEndian.Uint16(p[2:4])), string(p[4:]), false)
+	}
+	return len(p), nil
+}
+
+func (c *quietConn) SetWriteDeadline(t time.Time) error {
+	if c.s.Load() != nil {
+		return nil // the writer's deadlines are its own
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func remoteHost(r *http.Request) string {
