@@ -20,8 +20,8 @@ import (
 type SocketConfig struct {
 	// SendQueue is how many frames may wait for a slow reader, and
 	// SendQueueBytes how many bytes they may add up to (frames being written
-	// count until written); past either the socket is closed with 1008.
-	// 0 means no bound.
+	// count until written; a lone frame may be larger); past either the
+	// socket is closed with 1008. 0 means no bound.
 	SendQueue      int
 	SendQueueBytes int
 	// ReadLimit is the largest frame a client may send.
@@ -199,10 +199,13 @@ func (s *Session) Send(frame []byte) bool {
 }
 
 // queueFull reports whether n more bytes would pass a bound; s.mu is held.
+// A frame is always taken when nothing is queued, so that one reply larger
+// than the bound (a long community list) still goes out; a socket then
+// holds at most the bound or that one frame.
 func (s *Session) queueFull(n int) bool {
 	c := s.cfg
 	return (c.SendQueue > 0 && len(s.queue) >= c.SendQueue) ||
-		(c.SendQueueBytes > 0 && s.queued+n > c.SendQueueBytes)
+		(c.SendQueueBytes > 0 && s.queued > 0 && s.queued+n > c.SendQueueBytes)
 }
 
 // SendMessage encodes and queues a server message.

@@ -163,6 +163,16 @@ func TestSlowConsumerIsDroppedByBytes(t *testing.T) {
 	if s.closeCode != ClosePolicy {
 		t.Fatalf("close code %d", s.closeCode)
 	}
+
+	// One reply larger than the bound goes out when nothing is queued.
+	s, _ = pipeSession(t, 1000)
+	s.cfg.SendQueueBytes = 10 << 10
+	if !s.Send(textFrame(make([]byte, 20<<10))) {
+		t.Fatal("a lone frame over the bound was refused")
+	}
+	if s.Send(textFrame([]byte("{}"))) {
+		t.Fatal("a frame was queued behind more than the bound")
+	}
 }
 
 // TestOneSlash64SharesACap: two addresses of one IPv6 /64 count as one
