@@ -38,9 +38,10 @@ before(async () => {
   // loopback: media goes through the embedded TURN server on 127.0.0.1.
   const turn = `127.0.0.1:${await freePort()}`;
   startServer = () => {
-    // The request rate is lifted so a test can fill a channel quickly.
-    server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn,
-      "--request-rate", "100000", "--request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]);
+    // The request rates are lifted so a test can fill a channel quickly.
+    server = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn, "--admin-addr", "",
+      "--request-rate", "100000", "--request-burst", "100000", "--user-request-rate", "100000", "--user-request-burst", "100000",
+      "--send-queue", "20000", "--log-level", "debug"]);
     server.stderr.on("data", (d) => (log += d));
     return new Promise((resolve, reject) => {
       let out = "";
