@@ -242,8 +242,12 @@ type CommunityListener struct {
 }
 
 // Serve serves the main listener ln and the communities' own listeners
-// until ctx is cancelled, then shuts down in order: stop accepting, close
-// every socket with 1001, wait for writers to drain.
+// until ctx is cancelled or one of them fails, then shuts down in order:
+// stop accepting, close every socket with 1001, wait for every session's
+// writer and reader, and so every handler, to end (past ShutdownTimeout
+// the connections left are cut, and waited for still). When Serve returns
+// nothing of the api layer uses the stores any more: the caller may close
+// them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityListener) error {
 	servers := []*http.Server{s.httpServer(s.router)}
 	listeners := []net.Listener{ln}
