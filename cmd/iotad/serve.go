@@ -139,8 +139,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			closeAll()
 			return fmt.Errorf("admin listener (--admin-addr, empty disables it): %w", err)
 		}
+		actx, stopAdmin := context.WithCancel(ctx)
+		defer stopAdmin()
 		go func() {
-			if err := srv.ServeAdmin(ctx, aln); err != nil {
+			if err := srv.ServeAdmin(actx, aln); err != nil {
 				logger.Error("admin listener", slog.Any("err", err))
 			}
 		}()
