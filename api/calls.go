@@ -85,7 +85,10 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 		}
 	}
 	s.State = state
-	s.SetLoggedIn(userID)
+	if err := s.SetLoggedIn(userID); err != nil {
+		s.closeAfterReply = ClosePolicy // OnClose then takes the peer out of the SFU
+		return nil, err
+	}
 	a.mu.Lock()
 	old := a.calls[userID]
 	a.calls[userID] = s

@@ -174,8 +174,10 @@ func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID
 	key := icrypto.MemberKeyFromShared(shared)
 	ms := &memberSession{s: s, userID: m.UserID}
 	ms.role.Store(m.Role)
+	if err := s.SetLoggedIn(m.UserID); err != nil {
+		return nil, err
+	}
 	s.State = ms
-	s.SetLoggedIn(m.UserID)
 	a.remember(ms)
 	a.log.Info("community login", slog.String("user", m.UserID))
 	return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in", Data: identificationResponse{

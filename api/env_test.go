@@ -53,6 +53,7 @@ type testEnv struct {
 	t     testing.TB
 	url   string // ws://127.0.0.1:port
 	http  string // http://127.0.0.1:port
+	admin string // http://127.0.0.1:port of the admin listener (/metrics)
 	store *iotasvc.Store
 	db    *db.DB
 	dir   string
@@ -62,8 +63,10 @@ type testEnv struct {
 	communities *community.Service
 	com         *community.Community
 	sfu         *voice.SFU
-	// shutdown stops the server as SIGTERM would (also run at cleanup).
+	// shutdown stops the server as SIGTERM would (also run at cleanup);
+	// stop then closes the stores too, in iotad serve's order.
 	shutdown func()
+	stop     func()
 }
 
 // newEnv starts a server; tune adjusts its config, media adjusts the SFU's.
@@ -96,6 +99,10 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	// protocol's limits.
 	cfg.LoginRate, cfg.LoginBurst = 1e6, 1e6
 	cfg.Socket.RequestRate, cfg.Socket.RequestBurst = 1e6, 1e6
+	cfg.UserRequestRate, cfg.UserRequestBurst = 1e6, 1e6
+	// Every test socket comes from 127.0.0.1, and benchmarks open a
+	// thousand; the tests of the caps set them.
+	cfg.MaxConnectionsPerAddr, cfg.MaxUnauthenticatedPerAddr, cfg.MaxConnectionsPerUser = 0, 0, 0
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -112,27 +119,39 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	done, adminDone := make(chan error, 1), make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, ln) }()
-	var once sync.Once
+	go func() { adminDone <- srv.ServeAdmin(sctx, adminLn) }()
+	var once, stopOnce sync.Once
 	shutdown := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("serve: %v", err)
 			}
+			if err := <-adminDone; err != nil {
+				t.Errorf("serve admin: %v", err)
+			}
 		})
 	}
-	t.Cleanup(func() {
-		shutdown()
-		sfu.Close()
-		communities.Close()
-		d.Close()
-	})
+	stop := func() {
+		stopOnce.Do(func() {
+			shutdown()
+			sfu.Close()
+			communities.Close()
+			d.Close()
+		})
+	}
+	t.Cleanup(stop)
 	addr := ln.Addr().String()
-	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, store: store, db: d, dir: dir, logs: logs, clock: clock,
-		communities: communities, com: com, sfu: sfu, shutdown: shutdown}
+	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, admin: "http://" + adminLn.Addr().String(),
+		store: store, db: d, dir: dir, logs: logs, clock: clock,
+		communities: communities, com: com, sfu: sfu, shutdown: shutdown, stop: stop}
 }
 
 type testUser struct {

@@ -12,6 +12,7 @@ const (
 	opText  = 0x1
 	opClose = 0x8
 	opPing  = 0x9
+	opPong  = 0xA
 	finBit  = 0x80
 )
 
@@ -53,8 +54,15 @@ func textFrame(payload []byte) []byte {
 	return sealFrame(buf)
 }
 
+// closeNoStatus is the code gorilla reports for a close frame without
+// one; the answer to such a frame carries none either (RFC 6455 §7.1.5).
+const closeNoStatus = 1005
+
 // closeFrame builds a close frame with a status code and a short reason.
 func closeFrame(code int, reason string) []byte {
+	if code == closeNoStatus {
+		return []byte{finBit | opClose, 0}
+	}
 	if len(reason) > 123 {
 		reason = reason[:123]
 	}
@@ -63,6 +71,18 @@ func closeFrame(code int, reason string) []byte {
 	b[1] = byte(2 + len(reason))
 	binary.BigEndian.PutUint16(b[2:], uint16(code))
 	return append(b, reason...)
+}
+
+// controlFrame builds a ping or pong; gorilla has already bounded a
+// peer's control payload to 125 bytes, the most a control frame carries.
+func controlFrame(op byte, payload string) []byte {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	b := make([]byte, 2, 2+len(payload))
+	b[0] = finBit | op
+	b[1] = byte(len(payload))
+	return append(b, payload...)
 }
 
 var pingFrame = []byte{finBit | opPing, 0}

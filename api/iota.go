@@ -90,7 +90,9 @@ func (a *iotaAPI) identification(ctx context.Context, s *Session, req *Request) 
 		if now.PublicKey != user.PublicKey {
 			return nil, fmt.Errorf("%w: the account's key changed during the login", ErrInvalidUserID)
 		}
-		s.SetLoggedIn(user.ID)
+		if err := s.SetLoggedIn(user.ID); err != nil {
+			return nil, err
+		}
 		a.remember(s)
 		s.log.Info("iota login", slog.String("user", user.ID))
 		return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in",

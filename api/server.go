@@ -33,6 +33,19 @@ type Config struct {
 	Socket SocketConfig
 	// MaxConnections caps open sockets; over it an upgrade gets HTTP 503.
 	MaxConnections int
+	// MaxConnectionsPerAddr caps the sockets of one remote address, and
+	// MaxUnauthenticatedPerAddr those of them not logged in yet; over
+	// either an upgrade gets HTTP 429. IPv6 addresses count by their /64.
+	MaxConnectionsPerAddr     int
+	MaxUnauthenticatedPerAddr int
+	// MaxConnectionsPerUser caps one user's logged-in sockets (Iota,
+	// community and call sockets together); a login past it is refused
+	// with error_rate_limited.
+	MaxConnectionsPerUser int
+	// UserRequestRate and UserRequestBurst shape one token bucket shared by
+	// all of a user's logged-in sockets, on top of each socket's own.
+	UserRequestRate  float64
+	UserRequestBurst int
 	// LoginRate and LoginBurst limit logins per remote address.
 	LoginRate  float64
 	LoginBurst int
@@ -46,8 +59,9 @@ type Config struct {
 	// PublicAddr is host:port as invites name this server; empty means the
 	// Host the request came in on is not known, so "localhost:1984".
 	PublicAddr string
-	// Pprof mounts net/http/pprof at /debug/pprof/ (off by default: it
-	// lets anyone who reaches the port profile the server).
+	// Pprof mounts net/http/pprof at /debug/pprof/ of the admin listener
+	// (off by default: it lets anyone who reaches that port profile the
+	// server).
 	Pprof bool
 	// LegacyLogin accepts login version 1 (PROTOCOL §3) from clients that
 	// ask for it. It is open to relaying: a community the user visits can
@@ -61,13 +75,18 @@ type Config struct {
 // DefaultConfig returns the defaults of PROTOCOL §2.
 func DefaultConfig() Config {
 	return Config{
-		Socket:            DefaultSocketConfig(),
-		MaxConnections:    10000,
-		LoginRate:         10,
-		LoginBurst:        20,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ShutdownTimeout:   5 * time.Second,
+		Socket:                    DefaultSocketConfig(),
+		MaxConnections:            10000,
+		MaxConnectionsPerAddr:     256,
+		MaxUnauthenticatedPerAddr: 64,
+		MaxConnectionsPerUser:     32,
+		UserRequestRate:           60,
+		UserRequestBurst:          120,
+		LoginRate:                 10,
+		LoginBurst:                20,
+		ReadHeaderTimeout:         10 * time.Second,
+		IdleTimeout:               120 * time.Second,
+		ShutdownTimeout:           5 * time.Second,
 	}
 }
 
@@ -112,7 +131,11 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, sfu: svc.SFU, page: web.Handler()}
 	s.logins = newLoginLimiter(cfg.LoginRate, cfg.LoginBurst)
-	s.sockets = &socketServer{cfg: cfg.Socket, reg: newRegistry(cfg.MaxConnections), log: log, clock: cfg.Clock}
+	reg := newRegistry(socketLimits{
+		max: cfg.MaxConnections, perAddr: cfg.MaxConnectionsPerAddr, perAddrUnauth: cfg.MaxUnauthenticatedPerAddr,
+		perUser: cfg.MaxConnectionsPerUser, userRate: rate.Limit(cfg.UserRequestRate), userBurst: cfg.UserRequestBurst,
+	})
+	s.sockets = &socketServer{cfg: cfg.Socket, reg: reg, log: log, clock: cfg.Clock}
 	s.sockets.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -147,14 +170,6 @@ func (s *Server) routes(c *communityAPI) chi.Router {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		writeMetrics(w)
-	})
-	if s.cfg.Pprof {
-		r.HandleFunc("/debug/pprof/*", pprof.Index)
-		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	}
 	r.Get("/ws/iota", func(w http.ResponseWriter, r *http.Request) {
 		s.sockets.serve(w, r, s.iotaEP)
 	})
@@ -187,6 +202,43 @@ func (s *Server) routes(c *communityAPI) chi.Router {
 // Handler is the main listener's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
+// AdminHandler serves /metrics and, with Config.Pprof, /debug/pprof/. It
+// belongs on a listener of its own that only operators reach, never on
+// the public one: the counters and profiles tell an attacker how the
+// server is doing.
+func (s *Server) AdminHandler() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		writeMetrics(w)
+	})
+	if s.cfg.Pprof {
+		r.HandleFunc("/debug/pprof/*", pprof.Index)
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return r
+}
+
+// ServeAdmin serves AdminHandler on ln until ctx is cancelled.
+func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener) error {
+	hs := s.httpServer(s.AdminHandler())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc
+	return err
+}
+
 // CommunityListener is a community's own address. The seed's community
 // address is host:port with no path, so every community after the first
 // is reached on a port of its own; the page and the Iota are served there
@@ -199,8 +251,12 @@ type CommunityListener struct {
 }
 
 // Serve serves the main listener ln and the communities' own listeners
-// until ctx is cancelled, then shuts down in order: stop accepting, close
-// every socket with 1001, wait for writers to drain.
+// until ctx is cancelled or one of them fails, then shuts down in order:
+// stop accepting, close every socket with 1001, wait for every session's
+// writer and reader, and so every handler, to end (past ShutdownTimeout
+// the connections left are cut, and waited for still). When Serve returns
+// nothing of the api layer uses the stores any more: the caller may close
+// them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityListener) error {
 	servers := []*http.Server{s.httpServer(s.router)}
 	listeners := []net.Listener{ln}
@@ -315,7 +371,9 @@ func newLoginLimiter(perSecond float64, burst int) *loginLimiter {
 	return &loginLimiter{rate: rate.Limit(perSecond), burst: burst, perIP: map[string]*rate.Limiter{}}
 }
 
+// allow takes a login from the bucket of ip's address (IPv6: its /64).
 func (l *loginLimiter) allow(ip string) bool {
+	ip = addrKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,8 +18,12 @@ import (
 
 // SocketConfig holds the per-socket limits of PROTOCOL §2.
 type SocketConfig struct {
-	// SendQueue is how many frames may wait for a slow reader.
-	SendQueue int
+	// SendQueue is how many frames may wait for a slow reader, and
+	// SendQueueBytes how many bytes they may add up to (frames being written
+	// count until written; a lone frame may be larger); past either the
+	// socket is closed with 1008. 0 means no bound.
+	SendQueue      int
+	SendQueueBytes int
 	// ReadLimit is the largest frame a client may send.
 	ReadLimit int64
 	// RequestRate and RequestBurst shape the per-socket token bucket.
@@ -37,15 +43,16 @@ type SocketConfig struct {
 // DefaultSocketConfig returns the defaults of PROTOCOL §2.
 func DefaultSocketConfig() SocketConfig {
 	return SocketConfig{
-		SendQueue:     256,
-		ReadLimit:     64 << 10,
-		RequestRate:   20,
-		RequestBurst:  40,
-		RefusedLimit:  100,
-		RefusedWindow: 10 * time.Second,
-		LoginTimeout:  10 * time.Second,
-		PingInterval:  30 * time.Second,
-		WriteTimeout:  10 * time.Second,
+		SendQueue:      256,
+		SendQueueBytes: 8 << 20,
+		ReadLimit:      64 << 10,
+		RequestRate:    20,
+		RequestBurst:   40,
+		RefusedLimit:   100,
+		RefusedWindow:  10 * time.Second,
+		LoginTimeout:   10 * time.Second,
+		PingInterval:   30 * time.Second,
+		WriteTimeout:   10 * time.Second,
 	}
 }
 
@@ -92,10 +99,18 @@ type Session struct {
 	cancel context.CancelFunc
 	now    func() time.Time
 	Remote string
+	// addr is Remote as the per-address caps count it (IPv6 by its /64).
+	addr string
 
-	mu          sync.Mutex
-	queue       [][]byte
-	spare       [][]byte
+	mu    sync.Mutex
+	queue [][]byte
+	spare [][]byte
+	// queued is the bytes of the frames in queue and in the batch being
+	// written: what the socket holds in memory for its peer.
+	queued int
+	// pong answers the latest ping only (RFC 6455 §5.5.3 allows it), so a
+	// ping flood costs one pending frame, not a queue of them.
+	pong        []byte
 	closing     bool
 	closeCode   int
 	closeReason string
@@ -103,11 +118,17 @@ type Session struct {
 	wake        chan struct{}
 	writerDone  chan struct{}
 
-	limiter    *rate.Limiter
-	refusedAt  []time.Time
-	refusedPos int
+	limiter *rate.Limiter
+	// userLimiter is the budget shared by all of the user's sockets, set at
+	// login; touched only by the reader goroutine.
+	userLimiter *rate.Limiter
+	refusedAt   []time.Time
+	refusedPos  int
 
 	loggedIn atomic.Bool
+	// counted is the user whose per-user cap this session counts against;
+	// guarded by reg.mu.
+	counted string
 	// UserID is the logged-in user (as text), set by the login handlers.
 	UserID string
 	// Login is the pending challenge, touched only by the reader goroutine.
@@ -126,38 +147,65 @@ func (s *Session) Context() context.Context { return s.ctx }
 func (s *Session) LoggedIn() bool { return s.loggedIn.Load() }
 
 // SetLoggedIn marks the login complete (the login timer then has no effect).
-func (s *Session) SetLoggedIn(userID string) {
+// It fails with ErrRateLimited, and the session stays logged out, when the
+// user already has as many sockets open as the per-user cap allows.
+func (s *Session) SetLoggedIn(userID string) error {
+	if s.reg != nil {
+		lim, err := s.reg.login(s, userID)
+		if err != nil {
+			s.log.Warn("login refused: per-user socket cap", slog.String("user", userID))
+			return err
+		}
+		s.userLimiter = lim
+	}
 	s.UserID = userID
 	s.loggedIn.Store(true)
+	return nil
 }
 
 // Log is the session's logger.
 func (s *Session) Log() *slog.Logger { return s.log }
 
-// Send queues a complete frame. It never blocks: a full queue closes the
-// socket with 1008, since a reader that far behind would otherwise hold
-// memory or, worse, slow down everyone who shares a channel with it.
+// Send queues a complete frame. It never blocks: a full queue (in frames
+// or in bytes) closes the socket with 1008, since a reader that far behind
+// would otherwise hold memory or, worse, slow down everyone who shares a
+// channel with it.
 func (s *Session) Send(frame []byte) bool {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return false
 	}
-	if len(s.queue) >= s.cfg.SendQueue {
+	if s.queueFull(len(frame)) {
 		s.closing, s.closeCode, s.closeReason, s.flushFirst = true, ClosePolicy, "send queue full", false
+		frames, bytes := len(s.queue), s.queued
 		s.mu.Unlock()
 		metrics.slowConsumers.Add(1)
-		s.log.Warn("socket closed: send queue full", slog.Int("queue", s.cfg.SendQueue))
+		s.log.Warn("socket closed: send queue full", slog.String("user", s.UserID),
+			slog.Int("frames", frames), slog.Int("bytes", bytes))
 		s.signal()
 		return false
 	}
 	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	queued := s.queued
 	first := len(s.queue) == 1
 	s.mu.Unlock()
+	metrics.noteQueuePeak(queued)
 	if first {
 		s.signal()
 	}
 	return true
+}
+
+// queueFull reports whether n more bytes would pass a bound; s.mu is held.
+// A frame is always taken when nothing is queued, so that one reply larger
+// than the bound (a long community list) still goes out; a socket then
+// holds at most the bound or that one frame.
+func (s *Session) queueFull(n int) bool {
+	c := s.cfg
+	return (c.SendQueue > 0 && len(s.queue) >= c.SendQueue) ||
+		(c.SendQueueBytes > 0 && s.queued > 0 && s.queued+n > c.SendQueueBytes)
 }
 
 // SendMessage encodes and queues a server message.
@@ -182,6 +230,19 @@ func (s *Session) closeWith(code int, reason string, flush bool) {
 		return
 	}
 	s.closing, s.closeCode, s.closeReason, s.flushFirst = true, code, reason, flush
+	s.mu.Unlock()
+	s.signal()
+}
+
+// queuePong is gorilla's ping handler: the pong goes out through the
+// writer like every other frame.
+func (s *Session) queuePong(payload string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.pong = controlFrame(opPong, payload)
 	s.mu.Unlock()
 	s.signal()
 }
@@ -211,16 +272,30 @@ func (s *Session) writeLoop() {
 			ping = true
 		}
 		s.mu.Lock()
-		batch := s.queue
-		s.queue, s.spare = s.spare, nil
+		batch, pong := s.queue, s.pong
+		s.queue, s.spare, s.pong = s.spare, nil, nil
 		closing, code, reason, flush := s.closing, s.closeCode, s.closeReason, s.flushFirst
 		s.mu.Unlock()
 
-		if ping {
+		n := 0
+		for _, f := range batch {
+			n += len(f)
+		}
+		if closing && !flush {
+			clear(batch)
+			batch = batch[:0]
+		}
+		// A pong answers a ping that came before any close, so it goes
+		// out even when the queue is dropped.
+		if pong != nil {
+			batch = append(batch, pong)
+		}
+		if ping && !closing {
 			batch = append(batch, pingFrame)
 		}
-		if len(batch) > 0 && (!closing || flush) {
+		if len(batch) > 0 {
 			if err := s.write(batch); err != nil {
+				s.closeWith(0, "", false)
 				s.nc.Close()
 				return
 			}
@@ -230,20 +305,34 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		s.mu.Lock()
 		s.spare = batch[:0]
+		s.queued -= n
 		s.mu.Unlock()
 
 		if closing {
 			if code != 0 {
 				s.write([][]byte{closeFrame(code, reason)})
-				// Let the reader wait briefly for the peer's close frame;
-				// cutting the connection at once could lose ours in a reset.
-				s.nc.SetReadDeadline(time.Now().Add(closeGrace))
+				s.halfClose()
 			} else {
 				s.nc.Close()
 			}
 			return
 		}
 	}
+}
+
+// halfClose follows our close frame with a FIN and gives the reader
+// closeGrace to read, and discard, what the peer still sends until it
+// closes too. Closing at once with unread bytes in the kernel's buffer
+// would answer them with a reset, which can destroy our close frame before
+// the peer reads it (a client that sent too large a frame saw 1006, not
+// 1009).
+func (s *Session) halfClose() {
+	if cw, ok := s.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	s.mu.Lock()
+	s.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	s.mu.Unlock()
 }
 
 func (s *Session) write(frames [][]byte) error {
@@ -253,17 +342,33 @@ func (s *Session) write(frames [][]byte) error {
 	return err
 }
 
+// readLoop reads messages until the connection ends. The read limit is
+// applied here rather than by gorilla, whose own limit writes a close
+// frame from this goroutine, beside the writer.
 func (s *Session) readLoop() {
+	limit := s.cfg.ReadLimit
+	if limit <= 0 {
+		limit = math.MaxInt64 - 1
+	}
 	for {
-		mt, data, err := s.ws.ReadMessage()
+		mt, r, err := s.ws.NextReader()
+		if err != nil {
+			return
+		}
+		if s.isClosing() {
+			// Read only to be discarded: NextReader skips the rest.
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(r, limit+1))
 		if err != nil {
 			return
 		}
 		s.extendReadDeadline()
-		if s.isClosing() {
+		metrics.framesIn.Add(1)
+		if int64(len(data)) > limit {
+			s.Close(CloseTooBig, "frame too large")
 			continue
 		}
-		metrics.framesIn.Add(1)
 		if mt != websocket.TextMessage {
 			s.Close(CloseUnsupported, "only text frames carry the protocol")
 			continue
@@ -276,8 +381,12 @@ func (s *Session) readLoop() {
 	}
 }
 
+// extendReadDeadline holds s.mu so that it cannot undo the short deadline
+// halfClose sets.
 func (s *Session) extendReadDeadline() {
-	if s.isClosing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
 		return
 	}
 	s.nc.SetReadDeadline(time.Now().Add(2*s.cfg.PingInterval + closeGrace))
@@ -285,7 +394,7 @@ func (s *Session) extendReadDeadline() {
 
 func (s *Session) handle(frame []byte) {
 	req, err := DecodeRequest(frame)
-	if !s.limiter.Allow() {
+	if !s.allowRequest() {
 		s.replyError(&req, ErrRateLimited)
 		s.noteRefusal()
 		return
@@ -313,6 +422,21 @@ func (s *Session) handle(frame []byte) {
 	if code := s.closeAfterReply; code != 0 {
 		s.Close(code, closeReasons[code])
 	}
+}
+
+// allowRequest takes a token from the socket's bucket and, once logged
+// in, from the user's, which all of the user's sockets share: opening more
+// sockets does not buy more requests.
+func (s *Session) allowRequest() bool {
+	if !s.limiter.Allow() {
+		metrics.limitedSocket.Add(1)
+		return false
+	}
+	if s.userLimiter != nil && !s.userLimiter.Allow() {
+		metrics.limitedUser.Add(1)
+		return false
+	}
+	return true
 }
 
 var closeReasons = map[int]string{

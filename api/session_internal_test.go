@@ -131,3 +131,73 @@ func TestFramesInOrder(t *testing.T) {
 		t.Fatalf("close frame %d %q", op, p)
 	}
 }
+
+// TestSlowConsumerIsDroppedByBytes: few frames, but big ones: the byte
+// bound closes the socket with 1008 before the frame bound is near, and
+// what is queued never passes it.
+func TestSlowConsumerIsDroppedByBytes(t *testing.T) {
+	s, _ := pipeSession(t, 1000)
+	s.cfg.SendQueueBytes = 10 << 10
+	// No writer runs: nothing leaves the queue, as with a peer that stopped
+	// reading once the kernel's buffers are full.
+	before := metrics.slowConsumers.Load()
+	frame := textFrame(make([]byte, 3<<10))
+	accepted := 0
+	for range 10 {
+		if s.Send(frame) {
+			accepted++
+		}
+		s.mu.Lock()
+		queued := s.queued
+		s.mu.Unlock()
+		if queued > s.cfg.SendQueueBytes {
+			t.Fatalf("%d bytes queued, bound %d", queued, s.cfg.SendQueueBytes)
+		}
+	}
+	if accepted != 3 {
+		t.Fatalf("%d frames of %d bytes accepted under a bound of %d", accepted, len(frame), s.cfg.SendQueueBytes)
+	}
+	if got := metrics.slowConsumers.Load() - before; got != 1 {
+		t.Fatalf("slow consumer counted %d times", got)
+	}
+	if s.closeCode != ClosePolicy {
+		t.Fatalf("close code %d", s.closeCode)
+	}
+
+	// One reply larger than the bound goes out when nothing is queued.
+	s, _ = pipeSession(t, 1000)
+	s.cfg.SendQueueBytes = 10 << 10
+	if !s.Send(textFrame(make([]byte, 20<<10))) {
+		t.Fatal("a lone frame over the bound was refused")
+	}
+	if s.Send(textFrame([]byte("{}"))) {
+		t.Fatal("a frame was queued behind more than the bound")
+	}
+}
+
+// TestOneSlash64SharesACap: two addresses of one IPv6 /64 count as one
+// address; another /64, or an IPv4 address, has a cap of its own.
+func TestOneSlash64SharesACap(t *testing.T) {
+	r := newRegistry(socketLimits{perAddr: 2})
+	for _, tc := range []struct {
+		ip   string
+		want error
+	}{
+		{"2001:db8:0:1::a", nil},
+		{"2001:db8:0:1:ffff::b", nil},
+		{"2001:db8:0:1::c", errAddrFull},
+		{"2001:db8:0:2::a", nil},
+		{"192.0.2.1", nil},
+		{"192.0.2.1", nil},
+		{"::ffff:192.0.2.1", errAddrFull},
+		{"192.0.2.2", nil},
+	} {
+		if err := r.reserve(addrKey(tc.ip)); err != tc.want {
+			t.Fatalf("%s: %v, want %v", tc.ip, err, tc.want)
+		}
+	}
+	r.release(addrKey("2001:db8:0:1::a"))
+	if err := r.reserve(addrKey("2001:db8:0:1::d")); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+}

@@ -14,16 +14,20 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 go build -o "$work/iotad" ./cmd/iotad
 go build -o "$work/iotad-load" ./cmd/iotad-load
 addr=127.0.0.1:19840
-# The protocol's per-socket and per-address limits are lifted: the load
-# comes from one address and senders post as fast as they are answered.
-"$work/iotad" serve --pprof --data "$work/data" --addr $addr --media-addr $addr \
+admin=127.0.0.1:19841
+# The protocol's per-socket, per-user and per-address limits are lifted:
+# the load comes from one address, thousands of sockets, and senders post
+# as fast as they are answered.
+"$work/iotad" serve --pprof --data "$work/data" --addr $addr --media-addr $addr --admin-addr $admin \
   --login-rate 1e6 --login-burst 1000000 --request-rate 1e6 --request-burst 1000000 \
+  --user-request-rate 1e6 --user-request-burst 1000000 \
+  --max-connections-per-addr 0 --max-unauthenticated-per-addr 0 --max-connections-per-user 0 \
   --send-queue 4096 --log-level warn ${SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
 invite=$("$work/iotad" invite create --data "$work/data" --uses 1000000 2>/dev/null)
 token=$("$work/iotad" token create --data "$work/data" --uses 1000000 2>/dev/null)
-metric() { curl -s "http://$addr/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { curl -s "http://$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 load() {
   echo "$ iotad-load $*"
   local f0 w0 f1 w1
@@ -46,5 +50,5 @@ if want voice; then
 fi
 if want idle; then
   echo "\$ iotad-load idle --sockets 2000 (Iota sockets)"
-  "$work/iotad-load" idle --url ws://$addr/ --token "$token" --sockets 2000
+  "$work/iotad-load" idle --url ws://$addr/ --admin-url http://$admin --token "$token" --sockets 2000
 fi

@@ -5,7 +5,7 @@
 //	iotad-load fanout --url ws://127.0.0.1:1984/ --invite TEXT --members 1000 --senders 4 --duration 10s --pid PID
 //	iotad-load login --url ws://127.0.0.1:1984/ --invite TEXT --members 64 --workers 8 --duration 10s --pid PID
 //	iotad-load voice --url ws://127.0.0.1:1984/ --invite TEXT --peers 25 --duration 10s --pid PID
-//	iotad-load idle --url ws://127.0.0.1:1984/ --token TOKEN --sockets 2000   (server run with --pprof)
+//	iotad-load idle --url ws://127.0.0.1:1984/ --token TOKEN --sockets 2000   (server run with --pprof; --admin-url its admin listener)
 package main
 
 import (
@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/iotad/iotad/internal/load"
@@ -153,9 +152,9 @@ func idle() {
 	fs.StringVar(&cfg.Token, "token", "", "a registration token with --sockets uses: open Iota sockets")
 	fs.StringVar(&cfg.Invite, "invite", "", "or an invite with --sockets uses: open community sockets")
 	fs.IntVar(&cfg.Sockets, "sockets", 2000, "idle logged-in sockets to open")
+	fs.StringVar(&cfg.PprofURL, "admin-url", "http://127.0.0.1:9184", "the server's admin listener (iotad serve --admin-addr --pprof)")
 	fs.Parse(os.Args[2:])
 	cfg.IotaURL, cfg.CommunityURL = *url+"ws/iota", *url
-	cfg.PprofURL = "http" + strings.TrimPrefix(strings.TrimSuffix(*url, "/"), "ws")
 	res, err := load.Idle(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iotad-load:", err)

@@ -26,7 +26,7 @@ func startServe(t *testing.T, data string) string {
 	out := lineWriter{lines: make(chan string, 100)}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
 	}()
 	stopped := false
 	stop := func() {

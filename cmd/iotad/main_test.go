@@ -126,7 +126,7 @@ func TestServeAndClient(t *testing.T) {
 	out := lineWriter{lines: make(chan string, 100)}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
 	}()
 	for listening := false; !listening; {
 		select {
@@ -179,7 +179,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	data := t.TempDir()
 	addr := freePort(t)
 	start := func() (*exec.Cmd, []string) {
-		cmd := exec.Command(bin, "serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--log-level", "warn")
+		cmd := exec.Command(bin, "serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn")
 		stdout, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -319,7 +319,7 @@ func TestSeveralCommunities(t *testing.T) {
 	out := lineWriter{lines: make(chan string, 100)}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--addr", mainAddr, "--media-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", mainAddr, "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
 	}()
 	defer func() {
 		cancel()
@@ -414,7 +414,7 @@ func TestServeRefusesATakenCommunityPort(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, _, err = runCmd(t, "serve", "--data", data, "--addr", mainAddr, "--media-addr", "127.0.0.1:0", "--log-level", "error")
+	_, _, err = runCmd(t, "serve", "--data", data, "--addr", mainAddr, "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "error")
 	if err == nil || !strings.Contains(err.Error(), `"Games"`) {
 		t.Fatalf("serve with a taken community port: %v", err)
 	}

@@ -102,12 +102,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	syncMode := fs.String("sync", "full", "SQLite synchronous mode: full (survives power loss) or normal (survives a crash of iotad)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most open sockets; more get HTTP 503")
 	fs.IntVar(&cfg.Socket.SendQueue, "send-queue", cfg.Socket.SendQueue, "frames queued per socket before a slow reader is dropped")
+	fs.IntVar(&cfg.Socket.SendQueueBytes, "send-queue-bytes", cfg.Socket.SendQueueBytes, "bytes queued per socket before a slow reader is dropped (0: no bound)")
+	fs.IntVar(&cfg.MaxConnectionsPerAddr, "max-connections-per-addr", cfg.MaxConnectionsPerAddr, "most open sockets per remote address, IPv6 per /64; more get HTTP 429 (0: no cap)")
+	fs.IntVar(&cfg.MaxUnauthenticatedPerAddr, "max-unauthenticated-per-addr", cfg.MaxUnauthenticatedPerAddr, "most sockets not logged in per remote address, IPv6 per /64; more get HTTP 429 (0: no cap)")
+	fs.IntVar(&cfg.MaxConnectionsPerUser, "max-connections-per-user", cfg.MaxConnectionsPerUser, "most logged-in sockets per user; more logins get error_rate_limited (0: no cap)")
+	fs.Float64Var(&cfg.UserRequestRate, "user-request-rate", cfg.UserRequestRate, "requests per second per user, across all of the user's sockets (0: no limit)")
+	fs.IntVar(&cfg.UserRequestBurst, "user-request-burst", cfg.UserRequestBurst, "request burst per user, across all of the user's sockets")
 	fs.Float64Var(&cfg.Socket.RequestRate, "request-rate", cfg.Socket.RequestRate, "requests per second per socket")
 	fs.IntVar(&cfg.Socket.RequestBurst, "request-burst", cfg.Socket.RequestBurst, "request burst per socket")
 	fs.Float64Var(&cfg.LoginRate, "login-rate", cfg.LoginRate, "logins per second per remote address")
 	fs.IntVar(&cfg.LoginBurst, "login-burst", cfg.LoginBurst, "login burst per remote address")
 	fs.BoolVar(&cfg.LegacyLogin, "legacy-login", false, "also accept login version 1 (Tensamin's), which a malicious community can relay to log in as its visitors elsewhere")
-	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for benchmarking; do not expose)")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ of the admin listener (for benchmarking; do not expose)")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9184", "listen address for /metrics (and --pprof); keep it private; empty disables")
 	origins := fs.String("allowed-origins", "", "comma-separated browser origins allowed besides the page's own (* for any)")
 	publicAddr := fs.String("public-addr", "", "host:port that invites name (default: localhost and the --addr port)")
 	owner := fs.String("owner", "", "on first start, the Iota user id who may claim the first community (default: the first user)")
@@ -174,6 +181,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopControl()
+	if *adminAddr != "" {
+		aln, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("admin listener (--admin-addr, empty disables it): %w", err)
+		}
+		actx, stopAdmin := context.WithCancel(ctx)
+		defer stopAdmin()
+		go func() {
+			if err := srv.ServeAdmin(actx, aln); err != nil {
+				logger.Error("admin listener", slog.Any("err", err))
+			}
+		}()
+		logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
+	}
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)

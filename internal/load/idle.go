@@ -23,7 +23,7 @@ type IdleConfig struct {
 	// CommunityURL and Invite: join the community instead.
 	CommunityURL, Invite string
 	Sockets              int
-	// PprofURL is the server's base URL, e.g. http://127.0.0.1:1984.
+	// PprofURL is the server's admin listener, e.g. http://127.0.0.1:9184.
 	PprofURL string
 }
 

@@ -36,8 +36,8 @@ export async function startIotad() {
   const srv = { data, addr, base: `http://${addr}`, invites: [], log: "", proc: null };
   srv.start = () => {
     // The request rate is lifted so a test can fill a channel quickly.
-    const proc = (srv.proc = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn,
-      "--request-rate", "100000", "--request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]));
+    const proc = (srv.proc = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn, "--admin-addr", "",
+      "--request-rate", "100000", "--request-burst", "100000", "--user-request-rate", "100000", "--user-request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]));
     proc.stderr.on("data", (d) => (srv.log += d));
     return new Promise((resolve, reject) => {
       let out = "";
