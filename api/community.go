@@ -25,6 +25,11 @@ type communityAPI struct {
 	publicAddr string
 	sfu        *voice.SFU
 
+	// known holds the key of every member whose login completed, so that
+	// a returning member's identification needs no database read: the
+	// answer reads the row anyway. A kick or ban drops the member.
+	known sync.Map // user id → icrypto.PublicKey
+
 	mu       sync.Mutex
 	members  map[*Session]*memberSession
 	calls    map[string]*Session // user id → their call socket
@@ -115,7 +120,7 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 			return nil, err
 		}
 	}
-	m, err := a.c.Member(ctx, uid.Text)
+	m, err := a.loginMember(ctx, uid.Text)
 	switch {
 	case err == nil:
 		if m.Banned {
@@ -166,6 +171,16 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 	}
 }
 
+// loginMember is the member an identification seals its challenge to: a
+// known one from memory, else the row. Only the key matters until the
+// answer arrives, when the row is read again.
+func (a *communityAPI) loginMember(ctx context.Context, userID string) (community.Member, error) {
+	if v, ok := a.known.Load(userID); ok {
+		return community.Member{UserID: userID, PublicKey: v.(icrypto.PublicKey)}, nil
+	}
+	return a.c.Member(ctx, userID)
+}
+
 func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID, m community.Member, answer string) (*Reply, error) {
 	shared, err := a.id.staticShared(m.UserID, m.PublicKey)
 	if err != nil {
@@ -178,6 +193,7 @@ func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID
 		return nil, err
 	}
 	s.State = ms
+	a.known.Store(m.UserID, m.PublicKey)
 	a.remember(ms)
 	a.log.Info("community login", slog.String("user", m.UserID))
 	return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in", Data: identificationResponse{
@@ -287,6 +303,7 @@ func (a *communityAPI) onEvent(e community.Event) {
 		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
 			Payload: map[string]json.RawMessage{"interactables": a.c.TreeJSON()}})
 	case e.Disconnect != "":
+		a.known.Delete(e.Disconnect)
 		if e.CloseCode == community.CloseKicked {
 			// Removing the member removes the member key (PROTOCOL §3).
 			a.id.forget(e.Disconnect)
