@@ -42,15 +42,21 @@ func challengeAEAD(priv PrivateKey, pub PublicKey) (cipher.AEAD, []byte, error) 
 		return nil, nil, err
 	}
 	key, nonce := ChallengeKey(shared)
+	aead, err := newGCM(key)
+	return aead, nonce[:], err
+}
+
+// newGCM is AES-256-GCM under key, the cipher of both login versions.
+func newGCM(key [32]byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key[:])
 	if err != nil {
-		return nil, nil, fmt.Errorf("crypto: aes: %w", err)
+		return nil, fmt.Errorf("crypto: aes: %w", err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, nil, fmt.Errorf("crypto: gcm: %w", err)
+		return nil, fmt.Errorf("crypto: gcm: %w", err)
 	}
-	return aead, nonce[:], nil
+	return aead, nil
 }
 
 // SealChallenge seals plaintext from the server's ephemeral key to the

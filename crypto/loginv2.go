@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -63,15 +62,8 @@ func LoginV2Key(ephemeralShared, staticShared [KeySize]byte, l LoginV2) (key [32
 
 func loginV2AEAD(ephemeralShared, staticShared [KeySize]byte, l LoginV2) (cipher.AEAD, []byte, error) {
 	key, nonce := LoginV2Key(ephemeralShared, staticShared, l)
-	block, err := aes.NewCipher(key[:])
-	if err != nil {
-		return nil, nil, fmt.Errorf("crypto: aes: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, nil, fmt.Errorf("crypto: gcm: %w", err)
-	}
-	return aead, nonce[:], nil
+	aead, err := newGCM(key)
+	return aead, nonce[:], err
 }
 
 // SealChallengeV2 is the server's side. ephemeralPriv is E (whose public
