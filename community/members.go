@@ -80,9 +80,10 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// member is Member inside a transaction.
+// member is Member inside a transaction (or on the read pool), from a
+// prepared statement: every write reads its actor's row again.
 func (c *Community) member(ctx context.Context, q queryer, userID string) (Member, error) {
-	return scanMember(userID, q.QueryRowContext(ctx, memberQuery, c.ID, userID))
+	return scanMember(userID, c.svc.db.Row(ctx, q, memberQuery, c.ID, userID))
 }
 
 const memberQuery = `SELECT public_key, role, banned, joined_at FROM members WHERE community_id = ? AND user_id = ?`

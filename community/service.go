@@ -128,6 +128,14 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		}
 		return nil, err
 	}
+	// The statements every write runs: its actor's row, and for a message
+	// the insert. Prepared now, while no transaction holds the writer.
+	if err := d.PrepareWrites(ctx, memberQuery, insertMessage); err != nil {
+		for _, c := range s.order {
+			c.events.close()
+		}
+		return nil, err
+	}
 	s.w = newWriter(d)
 	return s, nil
 }

@@ -29,6 +29,9 @@ const (
 	ResultTyping          = "typing"
 )
 
+// insertMessage stores one message; every send runs it, so it is prepared.
+const insertMessage = `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`
+
 // Message is a text message as the wire shows it.
 type Message struct {
 	ID       string `json:"message_id"`
@@ -174,8 +177,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		now := c.svc.now()
 		id = c.svc.ids.next(now)
 		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
-		_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`,
-			ch.ID, id[:], msg.SenderID, msg.Body, msg.SendTime)
+		_, err := c.svc.db.Exec(ctx, tx, insertMessage, ch.ID, id[:], msg.SenderID, msg.Body, msg.SendTime)
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
 		}

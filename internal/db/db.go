@@ -46,6 +46,9 @@ type DB struct {
 	// readStmts holds the statements of ReadRow, prepared once: parsing
 	// the SQL was a tenth of a login's server time.
 	readStmts sync.Map // query string → *sql.Stmt
+	// writeStmts are the same for queries run inside write transactions
+	// (every write re-reads its actor), prepared on the writer connection.
+	writeStmts sync.Map // query string → *sql.Stmt
 }
 
 // uriPath escapes a file name for a "file:" URI: SQLite ends the path at
@@ -116,10 +119,12 @@ func Open(ctx context.Context, file string, sync Sync) (*DB, error) {
 // Close closes both pools.
 func (d *DB) Close() error {
 	var errs []error
-	d.readStmts.Range(func(_, st any) bool {
-		errs = append(errs, st.(*sql.Stmt).Close())
-		return true
-	})
+	for _, m := range []*sync.Map{&d.readStmts, &d.writeStmts} {
+		m.Range(func(_, st any) bool {
+			errs = append(errs, st.(*sql.Stmt).Close())
+			return true
+		})
+	}
 	return errors.Join(append(errs, d.Read.Close(), d.Write.Close())...)
 }
 
@@ -138,6 +143,56 @@ func (d *DB) ReadRow(ctx context.Context, query string, args ...any) *sql.Row {
 		st = prev.(*sql.Stmt)
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// Queryer is what reads a row: a write transaction or a pool.
+type Queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// PrepareWrites prepares queries on the writer connection, for Row and
+// Exec inside write transactions. It must run while no transaction holds
+// that one connection (at start-up): preparing inside one would wait for
+// the connection the transaction itself holds.
+func (d *DB) PrepareWrites(ctx context.Context, queries ...string) error {
+	for _, q := range queries {
+		if _, ok := d.writeStmts.Load(q); ok {
+			continue
+		}
+		st, err := d.Write.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("db: prepare: %w", err)
+		}
+		if _, loaded := d.writeStmts.LoadOrStore(q, st); loaded {
+			st.Close()
+		}
+	}
+	return nil
+}
+
+// Row is q.QueryRowContext from a statement prepared once where there is
+// one: in a write transaction one that PrepareWrites made, on the read pool
+// ReadRow's; otherwise the query is parsed as usual.
+func (d *DB) Row(ctx context.Context, q Queryer, query string, args ...any) *sql.Row {
+	switch q := q.(type) {
+	case *sql.Tx:
+		if st, ok := d.writeStmts.Load(query); ok {
+			return q.StmtContext(ctx, st.(*sql.Stmt)).QueryRowContext(ctx, args...)
+		}
+	case *sql.DB:
+		if q == d.Read {
+			return d.ReadRow(ctx, query, args...)
+		}
+	}
+	return q.QueryRowContext(ctx, query, args...)
+}
+
+// Exec is tx.ExecContext, from PrepareWrites' statement when it made one.
+func (d *DB) Exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st, ok := d.writeStmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
 }
 
 // Tx runs fn in one write transaction and commits it when fn returns nil.

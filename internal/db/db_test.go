@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -219,5 +220,45 @@ func TestCancelledStatementCannotRollBackTheWriteTransaction(t *testing.T) {
 	var n int
 	if err := d.Read.QueryRowContext(ctx, `SELECT count(*) FROM kv WHERE who IN ('before', 'after')`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("%d of the other callers' rows committed (%v), want 2", n, err)
+	}
+}
+
+// TestPreparedWritesInsideTransactions: Row and Exec inside a write
+// transaction use the statements PrepareWrites made (and still work for a
+// query it did not), and Row on the read pool sees what was committed.
+func TestPreparedWritesInsideTransactions(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "p.db"), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	const put, get = `INSERT INTO kv(k, v) VALUES(?, ?)`, `SELECT v FROM kv WHERE k = ?`
+	if err := d.PrepareWrites(ctx, put, get); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		err := d.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := d.Exec(ctx, tx, put, fmt.Sprint(i), "v"); err != nil {
+				return err
+			}
+			var v string
+			if err := d.Row(ctx, tx, get, fmt.Sprint(i)).Scan(&v); err != nil || v != "v" {
+				return fmt.Errorf("read back %q: %v", v, err)
+			}
+			// Not prepared: parsed in the transaction, as before.
+			var n int
+			return d.Row(ctx, tx, `SELECT count(*) FROM kv`).Scan(&n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var v string
+	if err := d.Row(ctx, d.Read, get, "2").Scan(&v); err != nil || v != "v" {
+		t.Fatalf("read pool: %q %v", v, err)
 	}
 }
