@@ -66,6 +66,7 @@ type testEnv struct {
 	// shutdown stops the server as SIGTERM would (also run at cleanup);
 	// stop then closes the stores too, in iotad serve's order.
 	shutdown func()
+	srv      *api.Server
 	stop     func()
 }
 
@@ -151,7 +152,7 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	addr := ln.Addr().String()
 	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, admin: "http://" + adminLn.Addr().String(),
 		store: store, db: d, dir: dir, logs: logs, clock: clock,
-		communities: communities, com: com, sfu: sfu, shutdown: shutdown, stop: stop}
+		communities: communities, com: com, sfu: sfu, shutdown: shutdown, stop: stop, srv: srv}
 }
 
 type testUser struct {

@@ -75,6 +75,13 @@ func (id *identity) staticShared(userID string, pub icrypto.PublicKey) ([icrypto
 	return sh, nil
 }
 
+// sharedWith is X448(S, pub) for a key that is not yet anyone's (a first
+// visit): it is not cached, so that identifications with made-up user ids
+// cannot fill the cache.
+func (id *identity) sharedWith(pub icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
+	return id.x448(pub)
+}
+
 // forget drops a user's cached secret: the member is gone.
 func (id *identity) forget(userID string) { id.shared.Delete(userID) }
 
@@ -103,9 +110,10 @@ func (id *identity) loginVersion(raw json.RawMessage) (int, error) {
 // startChallenge seals a fresh challenge to pub under a fresh ephemeral key
 // (the nonce is fixed per key pair, so reusing one would reuse the nonce)
 // and remembers what completes the login. userID is the AAD of version 2,
-// as the client sent it. A second identification replaces the pending
+// as the client sent it; known says pub is the stored key of that user, so
+// X448(S, pub) may be cached. A second identification replaces the pending
 // challenge.
-func startChallenge(s *Session, id *identity, version int, userID string, pub icrypto.PublicKey, complete func(ctx context.Context, s *Session, answer string) (*Reply, error)) (*Reply, error) {
+func startChallenge(s *Session, id *identity, version int, userID string, pub icrypto.PublicKey, known bool, complete func(ctx context.Context, s *Session, answer string) (*Reply, error)) (*Reply, error) {
 	ephPub, ephPriv, err := icrypto.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("api: challenge key: %w", err)
@@ -119,7 +127,11 @@ func startChallenge(s *Session, id *identity, version int, userID string, pub ic
 		out.Challenge, err = icrypto.SealChallenge(ephPriv, pub, []byte(text))
 	} else {
 		var static [icrypto.KeySize]byte
-		static, err = id.staticShared(userID, pub)
+		if known {
+			static, err = id.staticShared(userID, pub)
+		} else {
+			static, err = id.sharedWith(pub)
+		}
 		if err == nil {
 			l := icrypto.LoginV2{Role: id.role, UserID: userID, Ephemeral: ephPub, Server: id.pub}
 			out.Challenge, err = icrypto.SealChallengeV2(ephPriv, static, pub, l, []byte(text))

@@ -75,3 +75,27 @@ func TestBanDuringPendingLogin(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstVisitsCannotFillTheSecretCache: identifications with made-up
+// user ids and a valid invite (a shared friends' invite is enough) get
+// challenges, but leave nothing behind in the server's per-member cache;
+// only a completed login does.
+func TestFirstVisitsCannotFillTheSecretCache(t *testing.T) {
+	env := newEnv(t, nil)
+	secret := env.invite(community.InviteOptions{MaxUses: 1000})
+	before := env.srv.CachedSecrets()
+	c := env.dial("/")
+	for range 50 {
+		u := newKey(t)
+		if _, err := c.Request(ctxT(t), "identification", map[string]any{"user_id": u.ID, "public_key": u.Pub.String(), "invite": secret}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := env.srv.CachedSecrets(); got != before {
+		t.Fatalf("50 first visits that never answered left %d cached secrets (before: %d)", got, before)
+	}
+	env.join(community.RoleMember)
+	if got := env.srv.CachedSecrets(); got != before+1 {
+		t.Fatalf("a completed join cached %d secrets, want %d", got, before+1)
+	}
+}
