@@ -47,23 +47,17 @@ func operate(ctx context.Context, data string, req api.ControlRequest) (api.Cont
 	return ctl.Do(ctx, req)
 }
 
-// startControl opens the admin socket of the data directory and serves
-// the operator's commands on it with the running server's services; stop
-// waits for the command under way and removes the socket.
-func startControl(ctx context.Context, data string, svc api.Services, srv *api.Server, logger *slog.Logger) (stop func(), err error) {
+// listenControl opens the admin socket of the data directory; serve then
+// carries out the operator's commands on it with the running server's
+// services until ctx ends, waits for the command under way and removes
+// the socket.
+func listenControl(data string, svc api.Services, srv *api.Server, logger *slog.Logger) (serve func(context.Context) error, err error) {
 	ln, err := api.ListenControl(filepath.Join(data, api.ControlSocket))
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- api.ServeControl(ctx, ln, api.NewControl(svc, srv, logger)) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			logger.Warn("admin socket", slog.Any("err", err))
-		}
-	}, nil
+	ctl := api.NewControl(svc, srv, logger)
+	return func(ctx context.Context) error { return api.ServeControl(ctx, ln, ctl) }, nil
 }
 
 func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

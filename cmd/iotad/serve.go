@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/community"
@@ -173,35 +174,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	services := api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey}
 	srv := api.New(cfg, logger, services)
-	// The admin socket opens before the "listening" line, so that a CLI
-	// started after it finds the server.
-	stopControl, err := startControl(ctx, *data, services, srv, logger)
-	if err != nil {
-		closeAll()
-		return err
-	}
-	defer stopControl()
+	var aln net.Listener
 	if *adminAddr != "" {
-		aln, err := net.Listen("tcp", *adminAddr)
-		if err != nil {
+		if aln, err = net.Listen("tcp", *adminAddr); err != nil {
 			closeAll()
 			return fmt.Errorf("admin listener (--admin-addr, empty disables it): %w", err)
 		}
-		actx, stopAdmin := context.WithCancel(ctx)
-		defer stopAdmin()
-		go func() {
-			if err := srv.ServeAdmin(actx, aln); err != nil {
-				logger.Error("admin listener", slog.Any("err", err))
-			}
-		}()
 		logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
+	}
+	// The admin socket opens before the "listening" line, so that a CLI
+	// started after it finds the server.
+	control, err := listenControl(*data, services, srv, logger)
+	if err != nil {
+		closeAll()
+		if aln != nil {
+			aln.Close()
+		}
+		return err
 	}
 	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
 	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.Int("community_listeners", len(own)))
-	return srv.Serve(ctx, ln, own...)
+	// The serving parts run as one group: the first to fail stops the
+	// others, and serve returns only when every one has, so that the parts
+	// under them, deferred above (TURN, the SFU, then the stores), stop
+	// after the last handler.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, ln, own...) })
+	g.Go(func() error { return control(gctx) })
+	if aln != nil {
+		g.Go(func() error { return srv.ServeAdmin(gctx, aln) })
+	}
+	return g.Wait()
 }
 
 // listenCommunities opens the own listener of every community after the
