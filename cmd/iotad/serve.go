@@ -121,6 +121,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	communityName := fs.String("community-name", "Home", "on first start, the first community's name")
 	var vf voiceFlags
 	vf.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -131,6 +133,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ts, err := tf.start(ctx, *data, logger)
+	if err != nil {
+		return err
+	}
+	cfg.TLS = ts.config
 	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)))
 	if err != nil {
 		return err
@@ -142,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.PublicAddr = *publicAddr
 	if cfg.PublicAddr == "" {
-		cfg.PublicAddr = displayAddr(ln.Addr())
+		cfg.PublicAddr = ts.defaultPublicAddr(ln.Addr())
 	}
 	if err := firstRun(ctx, a, stdout, firstRunOptions{owner: *owner, communityName: *communityName, publicAddr: cfg.PublicAddr}); err != nil {
 		ln.Close()
@@ -196,9 +203,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
 	}
-	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
+	stopHTTP, err := ts.serveHTTP(ctx, srv, cfg.PublicAddr, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopHTTP()
+	page, sock := ts.schemes()
+	fmt.Fprintf(stdout, "iotad is listening on %s://%s/ (Iota socket: %s://%s/ws/iota)\n", page, displayAddr(ln.Addr()), sock, displayAddr(ln.Addr()))
 	for _, cl := range own {
-		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
+		fmt.Fprintf(stdout, "community %q is listening on %s://%s/ (invites name %s)\n", cl.Community.Name, sock, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
 	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.Int("community_listeners", len(own)))
 	return srv.Serve(ctx, ln, own...)
