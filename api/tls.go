@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,15 +233,42 @@ func RedirectHandler(httpsPort string) http.Handler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		if host == "" || strings.ContainsAny(host, "/@\\") {
+		host = strings.Trim(host, "[]")
+		if !plainHost(host) {
 			http.Error(w, "use https", http.StatusBadRequest)
 			return
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
 		}
 		if httpsPort != "" && httpsPort != "443" {
 			host = net.JoinHostPort(strings.Trim(host, "[]"), httpsPort)
 		}
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
+		path := r.URL.RequestURI()
+		if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
+			// "//x" would read as another host to some clients.
+			path = "/"
+		}
+		http.Redirect(w, r, "https://"+host+path, http.StatusMovedPermanently)
 	})
+}
+
+// plainHost: a DNS name or an IP address, nothing a redirect could be
+// bent with.
+func plainHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	if strings.Contains(h, ":") {
+		_, err := netip.ParseAddr(h)
+		return err == nil
+	}
+	return true
 }
 
 // ServeRedirect serves h (RedirectHandler, or ACME's HTTP-01 handler

@@ -12,6 +12,7 @@ if ! command -v pebble >/dev/null; then
 		sudo apt-get update && sudo apt-get install -y --no-install-recommends pebble
 	fi
 fi
+export PEBBLE_REQUIRED=1
 go test -race -count=1 -timeout 20m ./...
 # The web client's own tests (its crypto against the shared vectors).
 node --test web/test/crypto.test.js
