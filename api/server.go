@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -67,6 +68,9 @@ type Config struct {
 	// ask for it. It is open to relaying: a community the user visits can
 	// log in as them elsewhere with it.
 	LegacyLogin bool
+	// TLS, when set, is served on the main listener and every community
+	// listener (see TLSConfig), and every response carries HSTS.
+	TLS *tls.Config
 	// Clock tells the time for challenge expiry; nil means time.Now. Tests
 	// move it forward instead of sleeping.
 	Clock func() time.Time
@@ -224,7 +228,11 @@ func (s *Server) AdminHandler() http.Handler {
 
 // ServeAdmin serves AdminHandler on ln until ctx is cancelled.
 func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener) error {
-	hs := s.httpServer(s.AdminHandler())
+	return s.serveUntil(ctx, s.httpServer(s.AdminHandler()), ln)
+}
+
+// serveUntil serves hs on ln until ctx is cancelled, then shuts it down.
+func (s *Server) serveUntil(ctx context.Context, hs *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -258,11 +266,11 @@ type CommunityListener struct {
 // nothing of the api layer uses the stores any more: the caller may close
 // them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityListener) error {
-	servers := []*http.Server{s.httpServer(s.router)}
+	servers := []*http.Server{s.publicServer(s.router)}
 	listeners := []net.Listener{ln}
 	for _, cl := range own {
 		c := newCommunityAPI(cl.Community, s.logins, s.cfg.LegacyLogin, s.log, cl.PublicAddr, s.sfu)
-		servers = append(servers, s.httpServer(s.routes(c)))
+		servers = append(servers, s.publicServer(s.routes(c)))
 		listeners = append(listeners, cl.Listener)
 	}
 	for _, l := range listeners {
@@ -272,7 +280,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityLis
 	}
 	errc := make(chan error, len(servers))
 	for i, hs := range servers {
-		go func() { errc <- hs.Serve(listeners[i]) }()
+		go func() {
+			if hs.TLSConfig != nil {
+				errc <- hs.ServeTLS(listeners[i], "", "")
+				return
+			}
+			errc <- hs.Serve(listeners[i])
+		}()
 	}
 	var firstErr error
 	select {
@@ -299,6 +313,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityLis
 		return firstErr
 	}
 	return errors.Join(shutdownErrs...)
+}
+
+// publicServer is httpServer for a listener the clients use: with TLS
+// when configured, HTTP/1.1 only (WebSockets are HTTP/1.1 upgrades).
+func (s *Server) publicServer(h http.Handler) *http.Server {
+	if s.cfg.TLS == nil {
+		return s.httpServer(h)
+	}
+	hs := s.httpServer(withHSTS(h))
+	hs.TLSConfig = s.cfg.TLS.Clone()
+	hs.Protocols = new(http.Protocols)
+	hs.Protocols.SetHTTP1(true)
+	return hs
 }
 
 func (s *Server) httpServer(h http.Handler) *http.Server {

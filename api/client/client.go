@@ -5,6 +5,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,6 +77,8 @@ type Options struct {
 	// ServerKey pins the identity key of the server this socket logs in
 	// to (PROTOCOL §3); nil trusts the first one named.
 	ServerKey *icrypto.PublicKey
+	// TLSConfig is used for wss:// URLs (nil: the system's roots).
+	TLSConfig *tls.Config
 }
 
 // Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
@@ -86,7 +89,9 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 	if opts.PushBuffer == 0 {
 		opts.PushBuffer = 1024
 	}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, opts.Header)
+	dialer := *websocket.DefaultDialer
+	dialer.TLSClientConfig = opts.TLSConfig
+	ws, _, err := dialer.DialContext(ctx, url, opts.Header)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}

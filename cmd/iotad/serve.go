@@ -122,6 +122,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	communityName := fs.String("community-name", "Home", "on first start, the first community's name")
 	var vf voiceFlags
 	vf.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -132,6 +134,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ts, err := tf.start(ctx, *data, logger)
+	if err != nil {
+		return err
+	}
+	cfg.TLS = ts.config
 	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)))
 	if err != nil {
 		return err
@@ -143,7 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.PublicAddr = *publicAddr
 	if cfg.PublicAddr == "" {
-		cfg.PublicAddr = displayAddr(ln.Addr())
+		cfg.PublicAddr = ts.defaultPublicAddr(ln.Addr())
 	}
 	if err := firstRun(ctx, a, stdout, firstRunOptions{owner: *owner, communityName: *communityName, publicAddr: cfg.PublicAddr}); err != nil {
 		ln.Close()
@@ -182,6 +189,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
 	}
+	stopHTTP, err := ts.serveHTTP(ctx, srv, cfg.PublicAddr, logger)
+	if err != nil {
+		closeAll()
+		if aln != nil {
+			aln.Close()
+		}
+		return err
+	}
+	defer stopHTTP()
+	page, sock := ts.schemes()
 	// The admin socket opens before the "listening" line, so that a CLI
 	// started after it finds the server.
 	control, err := listenControl(*data, services, srv, logger)
@@ -192,9 +209,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "iotad is listening on http://%s/ (Iota socket: ws://%s/ws/iota)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
+	fmt.Fprintf(stdout, "iotad is listening on %s://%s/ (Iota socket: %s://%s/ws/iota)\n", page, displayAddr(ln.Addr()), sock, displayAddr(ln.Addr()))
 	for _, cl := range own {
-		fmt.Fprintf(stdout, "community %q is listening on ws://%s/ (invites name %s)\n", cl.Community.Name, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
+		fmt.Fprintf(stdout, "community %q is listening on %s://%s/ (invites name %s)\n", cl.Community.Name, sock, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
 	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.Int("community_listeners", len(own)))
 	// The serving parts run as one group: the first to fail stops the
