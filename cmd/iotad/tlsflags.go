@@ -73,6 +73,19 @@ func (s tlsSetup) defaultPublicAddr(ln net.Addr) string {
 	return net.JoinHostPort(s.domains[0], port)
 }
 
+// host is the name clients reach TLS on, as the certificate names it:
+// the first --domain, else publicAddr's host.
+func (s tlsSetup) host(publicAddr string) string {
+	if len(s.domains) > 0 {
+		return s.domains[0]
+	}
+	host, _, err := net.SplitHostPort(publicAddr)
+	if err != nil {
+		return publicAddr
+	}
+	return host
+}
+
 // start checks the flags and loads the certificate source; with files, it
 // watches them until ctx ends.
 func (t *tlsFlags) start(ctx context.Context, dataDir string, log *slog.Logger) (tlsSetup, error) {

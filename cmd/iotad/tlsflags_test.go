@@ -382,3 +382,26 @@ func TestACMEFromPebble(t *testing.T) {
 		t.Fatal("a certificate was served for a name not in --domain")
 	}
 }
+
+func TestTurnsAddr(t *testing.T) {
+	for _, tc := range []struct {
+		flag, turn string
+		tls        bool
+		want       string
+		bad        bool
+	}{
+		{"", ":3478", false, "", false},
+		{"", ":3478", true, ":3479", false},
+		{"", "127.0.0.1:0", true, "127.0.0.1:0", false},
+		{"off", ":3478", true, "", false},
+		{":443", ":3478", true, ":443", false},
+		{":443", ":3478", false, "", true},
+		{"nonsense", ":3478", true, "", true},
+		{"", ":65535", true, "", true},
+	} {
+		got, err := turnsAddr(tc.flag, tc.turn, tc.tls)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("turnsAddr(%q, %q, %v) = %q, %v; want %q (error: %v)", tc.flag, tc.turn, tc.tls, got, err, tc.want, tc.bad)
+		}
+	}
+}
