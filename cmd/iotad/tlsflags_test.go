@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"encoding/pem"
 	"io"
 	"math/big"
@@ -184,7 +185,7 @@ func TestServeTLSFromFiles(t *testing.T) {
 	addr, httpAddr := freePort(t), freePort(t)
 	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
 	startTLSServe(t, logs, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--tls-reload", "20ms", "--http-addr", httpAddr)
+		"--tls-reload", "20ms", "--http-addr", httpAddr, "--turn-addr", "127.0.0.1:0", "--public-ip", "127.0.0.1")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -209,6 +210,32 @@ func TestServeTLSFromFiles(t *testing.T) {
 	_, mpriv, _ := icrypto.GenerateKey(randReader)
 	if _, err := com.LoginCommunity(ctx, "friend", mpriv, firstInvites(t, data)[1], nil); err != nil {
 		t.Fatalf("community login over wss: %v", err)
+	}
+	// The call socket over TLS, and turns: among the ticket's servers.
+	r, err := com.Function(ctx, "voice", "General", "voice", "join", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res0, _ := r.Result()
+	var join struct {
+		Ticket     string `json:"ticket"`
+		ICEServers []struct {
+			URLs []string `json:"urls"`
+		} `json:"ice_servers"`
+	}
+	if err := json.Unmarshal(res0.Payload, &join); err != nil || join.Ticket == "" {
+		t.Fatalf("voice join: %s %v", res0.Payload, err)
+	}
+	if urls := fmt.Sprint(join.ICEServers); !strings.Contains(urls, "turns:127.0.0.1:") || !strings.Contains(urls, "?transport=tcp") {
+		t.Fatalf("the ticket's ICE servers name no turns: %s", urls)
+	}
+	call, err := client.Dial(ctx, "wss://"+addr+"/ws/calls/", &client.Options{TLSConfig: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if _, err := call.Request(ctx, "identification", map[string]string{"path": "General", "name": "voice", "ticket": join.Ticket}); err != nil {
+		t.Fatalf("call socket over wss: %v", err)
 	}
 	if _, err := client.Dial(ctx, "wss://"+addr+"/ws/iota", nil); err == nil {
 		t.Fatal("a client that does not trust the test CA connected")
