@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -430,5 +431,32 @@ func TestTurnsAddr(t *testing.T) {
 		if (err != nil) != tc.bad || got != tc.want {
 			t.Errorf("turnsAddr(%q, %q, %v) = %q, %v; want %q (error: %v)", tc.flag, tc.turn, tc.tls, got, err, tc.want, tc.bad)
 		}
+	}
+}
+
+// TestServeTLSReloadsOnSIGHUP: with the file check far off, SIGHUP alone
+// makes serve pick up a renewed pair.
+func TestServeTLSReloadsOnSIGHUP(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c1, k1 := ca.leaf(t, 3001)
+	writeFile(t, certFile, c1)
+	writeFile(t, keyFile, k1)
+	addr := freePort(t)
+	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
+	startTLSServe(t, logs, "--data", t.TempDir(), "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--tls-reload", "1h")
+	c2, k2 := ca.leaf(t, 3002)
+	writeFile(t, keyFile, k2)
+	writeFile(t, certFile, c2)
+	if got := servedSerial(t, addr, ca.pool()); got != "3001" {
+		t.Fatalf("before SIGHUP: served serial %s, want 3001", got)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, logs.lines, "serial=3002")
+	if got := servedSerial(t, addr, ca.pool()); got != "3002" {
+		t.Fatalf("after SIGHUP: served serial %s, want 3002", got)
 	}
 }
