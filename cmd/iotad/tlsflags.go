@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -176,4 +177,34 @@ func (s tlsSetup) serveHTTP(ctx context.Context, srv *api.Server, publicAddr str
 	}()
 	log.Info("http redirect listening", slog.String("addr", ln.Addr().String()))
 	return func() { cancel(); <-done }, nil
+}
+
+// turnsAddr is where TURN over TLS listens: nowhere without TLS or with
+// "off", else flag, else the TURN port + 1 on the TURN address's host
+// (port 0 stays 0: any free port).
+func turnsAddr(flag, turnAddr string, tlsOn bool) (string, error) {
+	if flag == "off" || !tlsOn {
+		if flag != "" && flag != "off" {
+			return "", errors.New("--turns-addr needs TLS (--tls-cert or --domain)")
+		}
+		return "", nil
+	}
+	if flag != "" {
+		if _, _, err := net.SplitHostPort(flag); err != nil {
+			return "", fmt.Errorf("--turns-addr: %w", err)
+		}
+		return flag, nil
+	}
+	host, port, err := net.SplitHostPort(turnAddr)
+	if err != nil {
+		return "", fmt.Errorf("--turn-addr: %w", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p >= 65535 {
+		return "", fmt.Errorf("--turn-addr: port %q", port)
+	}
+	if p > 0 {
+		p++
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }

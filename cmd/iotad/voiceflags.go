@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/iotad/iotad/community"
@@ -127,36 +126,6 @@ func (v *voiceFlags) start(a *app, log *slog.Logger) (*voice.SFU, *voice.TURN, e
 	})
 	log.Info("media", slog.String("udp", sfu.Addr().String()), slog.Bool("turn", turnSrv != nil))
 	return sfu, turnSrv, nil
-}
-
-// turnsAddr is where TURN over TLS listens: nowhere without TLS or with
-// "off", else flag, else the TURN port + 1 on the TURN address's host
-// (port 0 stays 0: any free port).
-func turnsAddr(flag, turnAddr string, tlsOn bool) (string, error) {
-	if flag == "off" || !tlsOn {
-		if flag != "" && flag != "off" {
-			return "", errors.New("--turns-addr needs TLS (--tls-cert or --domain)")
-		}
-		return "", nil
-	}
-	if flag != "" {
-		if _, _, err := net.SplitHostPort(flag); err != nil {
-			return "", fmt.Errorf("--turns-addr: %w", err)
-		}
-		return flag, nil
-	}
-	host, port, err := net.SplitHostPort(turnAddr)
-	if err != nil {
-		return "", fmt.Errorf("--turn-addr: %w", err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p >= 65535 {
-		return "", fmt.Errorf("--turn-addr: port %q", port)
-	}
-	if p > 0 {
-		p++
-	}
-	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
 
 // relayIP is the address TURN announces relays on: the first --public-ip,
