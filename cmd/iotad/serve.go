@@ -170,6 +170,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		closeAll()
 		return err
 	}
+	vf.tls, vf.tlsHost = ts.config, ts.host(cfg.PublicAddr)
 	sfu, turnSrv, err := vf.start(a, logger)
 	if err != nil {
 		closeAll()

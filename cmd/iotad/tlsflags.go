@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -71,6 +72,19 @@ func (s tlsSetup) defaultPublicAddr(ln net.Addr) string {
 	}
 	_, port, _ := net.SplitHostPort(ln.String())
 	return net.JoinHostPort(s.domains[0], port)
+}
+
+// host is the name clients reach TLS on, as the certificate names it:
+// the first --domain, else publicAddr's host.
+func (s tlsSetup) host(publicAddr string) string {
+	if len(s.domains) > 0 {
+		return s.domains[0]
+	}
+	host, _, err := net.SplitHostPort(publicAddr)
+	if err != nil {
+		return publicAddr
+	}
+	return host
 }
 
 // start checks the flags and loads the certificate source; with files, it
@@ -163,4 +177,34 @@ func (s tlsSetup) serveHTTP(ctx context.Context, srv *api.Server, publicAddr str
 	}()
 	log.Info("http redirect listening", slog.String("addr", ln.Addr().String()))
 	return func() { cancel(); <-done }, nil
+}
+
+// turnsAddr is where TURN over TLS listens: nowhere without TLS or with
+// "off", else flag, else the TURN port + 1 on the TURN address's host
+// (port 0 stays 0: any free port).
+func turnsAddr(flag, turnAddr string, tlsOn bool) (string, error) {
+	if flag == "off" || !tlsOn {
+		if flag != "" && flag != "off" {
+			return "", errors.New("--turns-addr needs TLS (--tls-cert or --domain)")
+		}
+		return "", nil
+	}
+	if flag != "" {
+		if _, _, err := net.SplitHostPort(flag); err != nil {
+			return "", fmt.Errorf("--turns-addr: %w", err)
+		}
+		return flag, nil
+	}
+	host, port, err := net.SplitHostPort(turnAddr)
+	if err != nil {
+		return "", fmt.Errorf("--turn-addr: %w", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p >= 65535 {
+		return "", fmt.Errorf("--turn-addr: port %q", port)
+	}
+	if p > 0 {
+		p++
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }

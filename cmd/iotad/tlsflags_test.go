@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,7 +186,7 @@ func TestServeTLSFromFiles(t *testing.T) {
 	addr, httpAddr := freePort(t), freePort(t)
 	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
 	startTLSServe(t, logs, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--tls-reload", "20ms", "--http-addr", httpAddr)
+		"--tls-reload", "20ms", "--http-addr", httpAddr, "--turn-addr", "127.0.0.1:0", "--public-ip", "127.0.0.1")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -209,6 +211,32 @@ func TestServeTLSFromFiles(t *testing.T) {
 	_, mpriv, _ := icrypto.GenerateKey(randReader)
 	if _, err := com.LoginCommunity(ctx, "friend", mpriv, firstInvites(t, data)[1], nil); err != nil {
 		t.Fatalf("community login over wss: %v", err)
+	}
+	// The call socket over TLS, and turns: among the ticket's servers.
+	r, err := com.Function(ctx, "voice", "General", "voice", "join", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res0, _ := r.Result()
+	var join struct {
+		Ticket     string `json:"ticket"`
+		ICEServers []struct {
+			URLs []string `json:"urls"`
+		} `json:"ice_servers"`
+	}
+	if err := json.Unmarshal(res0.Payload, &join); err != nil || join.Ticket == "" {
+		t.Fatalf("voice join: %s %v", res0.Payload, err)
+	}
+	if urls := fmt.Sprint(join.ICEServers); !strings.Contains(urls, "turns:127.0.0.1:") || !strings.Contains(urls, "?transport=tcp") {
+		t.Fatalf("the ticket's ICE servers name no turns: %s", urls)
+	}
+	call, err := client.Dial(ctx, "wss://"+addr+"/ws/calls/", &client.Options{TLSConfig: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if _, err := call.Request(ctx, "identification", map[string]string{"path": "General", "name": "voice", "ticket": join.Ticket}); err != nil {
+		t.Fatalf("call socket over wss: %v", err)
 	}
 	if _, err := client.Dial(ctx, "wss://"+addr+"/ws/iota", nil); err == nil {
 		t.Fatal("a client that does not trust the test CA connected")
@@ -380,5 +408,55 @@ func TestACMEFromPebble(t *testing.T) {
 	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "other.test"}); err == nil {
 		c.Close()
 		t.Fatal("a certificate was served for a name not in --domain")
+	}
+}
+
+func TestTurnsAddr(t *testing.T) {
+	for _, tc := range []struct {
+		flag, turn string
+		tls        bool
+		want       string
+		bad        bool
+	}{
+		{"", ":3478", false, "", false},
+		{"", ":3478", true, ":3479", false},
+		{"", "127.0.0.1:0", true, "127.0.0.1:0", false},
+		{"off", ":3478", true, "", false},
+		{":443", ":3478", true, ":443", false},
+		{":443", ":3478", false, "", true},
+		{"nonsense", ":3478", true, "", true},
+		{"", ":65535", true, "", true},
+	} {
+		got, err := turnsAddr(tc.flag, tc.turn, tc.tls)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("turnsAddr(%q, %q, %v) = %q, %v; want %q (error: %v)", tc.flag, tc.turn, tc.tls, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+// TestServeTLSReloadsOnSIGHUP: with the file check far off, SIGHUP alone
+// makes serve pick up a renewed pair.
+func TestServeTLSReloadsOnSIGHUP(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c1, k1 := ca.leaf(t, 3001)
+	writeFile(t, certFile, c1)
+	writeFile(t, keyFile, k1)
+	addr := freePort(t)
+	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
+	startTLSServe(t, logs, "--data", t.TempDir(), "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--tls-reload", "1h")
+	c2, k2 := ca.leaf(t, 3002)
+	writeFile(t, keyFile, k2)
+	writeFile(t, certFile, c2)
+	if got := servedSerial(t, addr, ca.pool()); got != "3001" {
+		t.Fatalf("before SIGHUP: served serial %s, want 3001", got)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, logs.lines, "serial=3002")
+	if got := servedSerial(t, addr, ca.pool()); got != "3002" {
+		t.Fatalf("after SIGHUP: served serial %s, want 3002", got)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -24,6 +25,10 @@ type voiceFlags struct {
 	mediaAddr, publicIPs, stun              string
 	turnAddr, turnHost, turnSecret, turnURL string
 	turnQuota                               int
+	turnsAddr                               string
+	// tls and tlsHost are serve's TLS, for turns: (nil: TLS is off).
+	tls     *tls.Config
+	tlsHost string
 }
 
 func (v *voiceFlags) register(fs *flag.FlagSet) {
@@ -34,6 +39,7 @@ func (v *voiceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.turnHost, "turn-host", "", "host name or IP clients use for TURN (default: the address relays are announced on: the first --public-ip, else --turn-addr's, else this host's first IPv4 but loopback)")
 	fs.StringVar(&v.turnSecret, "turn-secret", "", "secret for TURN credentials (default: made once and kept in DATA/turn.secret)")
 	fs.IntVar(&v.turnQuota, "turn-quota", voice.DefaultTURNQuota, "allocations one user may hold at once on the embedded TURN server; more are refused with 486")
+	fs.StringVar(&v.turnsAddr, "turns-addr", "", "with TLS and --turn-addr: address of TURN over TLS (turns:, TCP), same certificate (default: --turn-addr's port + 1; off: none)")
 	fs.StringVar(&v.turnURL, "turn-url", "", "comma-separated URLs of an outside TURN server (coturn with use-auth-secret) that shares --turn-secret")
 }
 
@@ -72,10 +78,21 @@ func (v *voiceFlags) start(a *app, log *slog.Logger) (*voice.SFU, *voice.TURN, e
 		if len(ips) == 0 {
 			log.Warn("TURN relays announced on a local address; give --public-ip for callers outside this network", slog.String("ip", publicIP))
 		}
-		turnSrv, err = voice.StartTURN(voice.TURNConfig{
+		tcfg := voice.TURNConfig{
 			Addr: v.turnAddr, PublicIP: publicIP, PublicHost: v.turnHost, Secret: secret,
 			Members: a.communities, Media: sfu.MediaAddrs, OwnIPs: ips, Quota: v.turnQuota, Log: log,
-		})
+		}
+		if tcfg.TLSAddr, err = turnsAddr(v.turnsAddr, v.turnAddr, v.tls != nil); err != nil {
+			sfu.Close()
+			return nil, nil, err
+		}
+		if tcfg.TLSAddr != "" {
+			tcfg.TLS, tcfg.TLSHost = v.tls, v.turnHost
+			if tcfg.TLSHost == "" {
+				tcfg.TLSHost = v.tlsHost
+			}
+		}
+		turnSrv, err = voice.StartTURN(tcfg)
 		if err != nil {
 			sfu.Close()
 			return nil, nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -57,6 +58,12 @@ type TURNConfig struct {
 	// PublicHost is how clients reach Addr (host name or IP; default PublicIP).
 	PublicHost string
 	Realm      string
+	// TLS, when set, also serves TURN over TLS over TCP (turns:) on
+	// TLSAddr, for networks that pass nothing but TLS; TLSHost is the name
+	// its URL gives, one the certificate names (default PublicHost).
+	TLS     *tls.Config
+	TLSAddr string
+	TLSHost string
 	// Secret signs the short-lived credentials (TURN REST scheme, as
 	// coturn's use-auth-secret), so none are stored.
 	Secret string
@@ -87,6 +94,7 @@ type TURN struct {
 	srv       *turn.Server
 	udp       net.PacketConn
 	tcp       net.Listener
+	tls       net.Listener
 	gen       *relayGenerator
 	log       *slog.Logger
 	stop      chan struct{}
@@ -167,20 +175,39 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 		a, ok := netip.AddrFromSlice(peer)
 		return ok && policy.allowsIP(a)
 	}
+	listeners := []turn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: t.gen, PermissionHandler: permit}}
+	var tl net.Listener
+	if cfg.TLS != nil {
+		conf := cfg.TLS.Clone()
+		// TURN over TLS negotiates no application protocol.
+		conf.NextProtos = nil
+		if tl, err = tls.Listen("tcp4", cfg.TLSAddr, conf); err != nil {
+			udp.Close()
+			tcp.Close()
+			return nil, fmt.Errorf("voice: TURN over TLS: %w", err)
+		}
+		listeners = append(listeners, turn.ListenerConfig{Listener: tl, RelayAddressGenerator: t.gen, PermissionHandler: permit})
+		if t.cfg.TLSHost == "" {
+			t.cfg.TLSHost = cfg.PublicHost
+		}
+	}
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       t.authenticate,
 		QuotaHandler:      func(user, _ string, _ net.Addr) bool { return t.gen.count(user) < cfg.Quota },
 		PermissionTimeout: permissionLifetime,
 		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: t.gen, PermissionHandler: permit}},
-		ListenerConfigs:   []turn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: t.gen, PermissionHandler: permit}},
+		ListenerConfigs:   listeners,
 	})
 	if err != nil {
 		udp.Close()
 		tcp.Close()
+		if tl != nil {
+			tl.Close()
+		}
 		return nil, fmt.Errorf("voice: TURN: %w", err)
 	}
-	t.srv, t.udp, t.tcp = srv, udp, tcp
+	t.srv, t.udp, t.tcp, t.tls = srv, udp, tcp, tl
 	t.done.Add(1)
 	go t.recheckLoop()
 	return t, nil
@@ -188,6 +215,14 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 
 // Port is the port TURN listens on.
 func (t *TURN) Port() int { return t.udp.LocalAddr().(*net.UDPAddr).Port }
+
+// TLSPort is the port of TURN over TLS (0: not served).
+func (t *TURN) TLSPort() int {
+	if t.tls == nil {
+		return 0
+	}
+	return t.tls.Addr().(*net.TCPAddr).Port
+}
 
 // TURNCredentials makes TURN REST credentials under secret, for a TURN
 // server that shares it (coturn's static-auth-secret). They work for
@@ -218,7 +253,11 @@ func (t *TURN) Credentials(user string) (urls []string, username, password strin
 	}
 	username, password = restCredentials(t.cfg.Secret, user, t.cfg.Now().Add(t.cfg.TTL))
 	hp := net.JoinHostPort(t.cfg.PublicHost, fmt.Sprint(t.Port()))
-	return []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"}, username, password, nil
+	urls = []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"}
+	if t.tls != nil {
+		urls = append(urls, "turns:"+net.JoinHostPort(t.cfg.TLSHost, fmt.Sprint(t.TLSPort()))+"?transport=tcp")
+	}
+	return urls, username, password, nil
 }
 
 // Errors of authenticate, for the log.
