@@ -30,9 +30,10 @@ const (
 	// for the embedded server and an outside one alike.
 	CredentialTTL = MaxCredentialTTL
 	// DefaultTURNQuota is how many allocations one user may hold at once:
-	// a call takes one per TURN URL (UDP and TCP), and a call left
-	// uncleanly keeps its own until they time out.
-	DefaultTURNQuota = 5
+	// a call takes one per TURN URL (UDP, TCP and, with TLS, turns:), and a
+	// call left uncleanly keeps its own until they time out, so two calls'
+	// worth and a spare.
+	DefaultTURNQuota = 7
 	// DefaultRecheck is how often the users holding allocations are
 	// looked up again, so that a kick or ban ends their relays.
 	DefaultRecheck = 30 * time.Second
