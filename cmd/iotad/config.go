@@ -69,13 +69,15 @@ func parseConfig(raw []byte) (map[string]configValue, error) {
 	return out, nil
 }
 
-// validKey accepts flag names: letters, digits and dashes, a letter first.
+// validKey accepts flag names: letters, digits and dashes, a letter first;
+// underscores too, so that an environment-style key is reported as an
+// unknown key with the flag it means.
 func validKey(key string) bool {
 	if key == "" || !unicode.IsLetter(rune(key[0])) {
 		return false
 	}
 	for _, r := range key {
-		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-') {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') {
 			return false
 		}
 	}

@@ -136,7 +136,11 @@ func loadConfig(path string, fs *flag.FlagSet) (map[string]configValue, error) {
 		sort.Slice(unknown, func(i, j int) bool { return unknown[i].line < unknown[j].line })
 		var names []string
 		for _, u := range unknown {
-			names = append(names, fmt.Sprintf("%q (line %d)", u.key, u.line))
+			hint := ""
+			if dashed := strings.ReplaceAll(u.key, "_", "-"); dashed != u.key && (fs.Lookup(dashed) != nil || anyCommandHasFlag(dashed)) {
+				hint = "; keys are spelt like the flags: " + dashed
+			}
+			names = append(names, fmt.Sprintf("%q (line %d%s)", u.key, u.line, hint))
 		}
 		return nil, fmt.Errorf("config %s: unknown keys, no iotad command has these flags: %s", path, strings.Join(names, ", "))
 	}
