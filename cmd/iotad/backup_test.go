@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotad/iotad/api"
 	icrypto "github.com/iotad/iotad/crypto"
 )
 
@@ -93,6 +94,19 @@ func TestBackupUnderWriteLoadKeepsAcknowledgedWrites(t *testing.T) {
 	restored := filepath.Join(t.TempDir(), "restored")
 	mustRun(t, "restore", "--data", restored, "--in", out)
 	checkModes(t, restored)
+	for _, name := range []string{"iotad.db", "iota.key", "owner.tu", "first-invites.txt"} {
+		if _, err := os.Stat(filepath.Join(restored, name)); err != nil {
+			t.Errorf("restored: %v", err)
+		}
+	}
+	for _, name := range []string{api.ControlSocket, "iotad.db-wal", "iotad.db-shm"} {
+		if _, err := os.Stat(filepath.Join(restored, name)); err == nil {
+			t.Errorf("restored %s, which a backup leaves out", name)
+		}
+	}
+	if keys, _ := filepath.Glob(filepath.Join(restored, "community-*.key")); len(keys) != 1 {
+		t.Errorf("restored community keys: %v", keys)
+	}
 	addr2 := startServe(t, restored)
 	c := loginAs(t, addr2, "writer0", keys[0], "")
 	have := map[string]bool{}
@@ -191,6 +205,9 @@ func TestRestoreRefusesBadArchives(t *testing.T) {
 func TestRestoreRefusesANonEmptyDirectory(t *testing.T) {
 	data := t.TempDir()
 	mustRun(t, "user", "add", "--data", data, "--name", "a")
+	// The ACME cache is a directory of its own.
+	os.Mkdir(filepath.Join(data, "acme"), 0o700)
+	os.WriteFile(filepath.Join(data, "acme", "example.org"), []byte("cert and key"), 0o600)
 	out := filepath.Join(t.TempDir(), "b.tar.gz")
 	mustRun(t, "backup", "--data", data, "--out", out)
 	_, _, err := runCmd(t, "restore", "--data", data, "--in", out)
@@ -201,6 +218,9 @@ func TestRestoreRefusesANonEmptyDirectory(t *testing.T) {
 	os.Chmod(empty, 0o755)
 	mustRun(t, "restore", "--data", empty, "--in", out)
 	checkModes(t, empty)
+	if got, err := os.ReadFile(filepath.Join(empty, "acme", "example.org")); string(got) != "cert and key" {
+		t.Fatalf("the ACME cache was not restored: %q %v", got, err)
+	}
 }
 
 func tarGz(t *testing.T, files map[string]string) []byte {
