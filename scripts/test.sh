@@ -14,6 +14,8 @@ if ! command -v pebble >/dev/null; then
 fi
 export PEBBLE_REQUIRED=1
 go test -race -count=1 -timeout 20m ./...
+# The systemd unit and its low-ports drop-in (systemd installed if missing).
+bash scripts/verify-unit.sh
 # The web client's own tests (its crypto against the shared vectors).
 node --test web/test/crypto.test.js
 # The web client in a real Chromium (installed by the script if missing).

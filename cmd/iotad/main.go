@@ -26,6 +26,10 @@ commands:
                                  ban, unban or kick a member
   client communities list|add|remove
                                  use an Iota from the terminal with your key file
+  backup --data DIR --out FILE   write a consistent backup of a data directory, also
+                                 while serve runs (database, keys, secrets; mode 0600)
+  restore --data DIR --in FILE   restore a backup into an empty or new directory
+  config [--config FILE] [flags] print serve's effective settings and their sources
   help                           show this text
 
 While iotad serve runs, the user, token, community, invite and member
@@ -35,8 +39,10 @@ it), so that the change takes effect at once; otherwise they open the
 database themselves.
 
 Run "iotad COMMAND -h" for a command's flags. Every flag can also be given as
-an environment variable: --data is IOTAD_DATA, --max-connections is
-IOTAD_MAX_CONNECTIONS.
+an environment variable (--data is IOTAD_DATA, --max-connections is
+IOTAD_MAX_CONNECTIONS) and as a line of a config file (--config FILE or
+IOTAD_CONFIG; "max-connections = 500"). Flags win over the environment,
+which wins over the file, which wins over the defaults.
 `
 
 func main() {
@@ -52,38 +58,66 @@ func main() {
 	}
 }
 
+// command is one entry of the subcommand table.
+type command struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// hasFlags marks commands whose flags are config keys; prefix is what
+	// comes before their verbs ("client communities list").
+	hasFlags bool
+	prefix   []string
+}
+
+// commands is filled in init: config reads the table to learn every
+// command's flags, and the table names configCmd.
+var commands []command
+
+func init() {
+	commands = []command{
+		{name: "serve", run: serve, hasFlags: true},
+		{name: "user", run: userCmd, hasFlags: true},
+		{name: "token", run: tokenCmd, hasFlags: true},
+		{name: "community", run: communityCmd, hasFlags: true},
+		{name: "invite", run: inviteCmd, hasFlags: true},
+		{name: "member", run: memberCmd, hasFlags: true},
+		{name: "client", run: clientCmd, hasFlags: true, prefix: []string{"communities"}},
+		{name: "backup", run: backupCmd, hasFlags: true},
+		{name: "restore", run: restoreCmd, hasFlags: true},
+		{name: "config", run: configCmd},
+	}
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-') {
+	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-') || args[0] == argFlagNames || args[0] == argEffective {
 		return serve(ctx, args, stdout, stderr)
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return serve(ctx, rest, stdout, stderr)
-	case "user":
-		return userCmd(ctx, rest, stdout, stderr)
-	case "token":
-		return tokenCmd(ctx, rest, stdout, stderr)
-	case "community":
-		return communityCmd(ctx, rest, stdout, stderr)
-	case "invite":
-		return inviteCmd(ctx, rest, stdout, stderr)
-	case "member":
-		return memberCmd(ctx, rest, stdout, stderr)
-	case "client":
-		return clientCmd(ctx, rest, stdout, stderr)
+	name, rest := args[0], args[1:]
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, rest, stdout, stderr)
+		}
+	}
+	switch name {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	return fmt.Errorf("unknown command %q", name)
 }
+
+// verbsError answers argFlagNames in place of a verb: config asks each verb.
+type verbsError struct{ verbs []string }
+
+func (e *verbsError) Error() string { return fmt.Sprintf("iotad: verbs %v", e.verbs) }
 
 // sub splits "noun verb" commands.
 func sub(args []string, verbs ...string) (string, []string, error) {
 	if len(args) == 0 {
 		return "", nil, fmt.Errorf("missing command: one of %v", verbs)
+	}
+	if args[0] == argFlagNames {
+		return "", nil, &verbsError{verbs: verbs}
 	}
 	for _, v := range verbs {
 		if args[0] == v {
