@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,6 +77,9 @@ type Options struct {
 	// ServerKey pins the identity key of the server this socket logs in
 	// to (PROTOCOL §3); nil trusts the first one named.
 	ServerKey *icrypto.PublicKey
+	// NetDialContext, when set, opens the TCP connection (a test behind a
+	// proxy binds a local address of its own with it).
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
@@ -86,7 +90,9 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 	if opts.PushBuffer == 0 {
 		opts.PushBuffer = 1024
 	}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, opts.Header)
+	dialer := *websocket.DefaultDialer
+	dialer.NetDialContext = opts.NetDialContext
+	ws, _, err := dialer.DialContext(ctx, url, opts.Header)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}

@@ -121,6 +121,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	communityName := fs.String("community-name", "Home", "on first start, the first community's name")
 	var vf voiceFlags
 	vf.register(fs)
+	var pf proxyFlags
+	pf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -129,6 +131,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
+		return err
+	}
+	if err := pf.apply(&cfg, logger); err != nil {
 		return err
 	}
 	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)))
