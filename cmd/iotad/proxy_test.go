@@ -243,3 +243,15 @@ func TestBehindCaddyTheForwardedAddressIsLimited(t *testing.T) {
 		t.Fatal("an address the client forged reached iotad")
 	}
 }
+
+// TestBadTrustedProxiesAreRefused: a typo in --trusted-proxies stops
+// serve with an error naming the flag, rather than trusting nothing (or
+// too much) in silence.
+func TestBadTrustedProxiesAreRefused(t *testing.T) {
+	for _, v := range []string{"127.0.0.1/33", "proxy.example.org", "10.0.0.0/8,,::1"} {
+		_, _, err := runCmd(t, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--admin-addr", "", "--trusted-proxies", v)
+		if err == nil || !strings.Contains(err.Error(), "--trusted-proxies") {
+			t.Errorf("--trusted-proxies %q: %v", v, err)
+		}
+	}
+}
