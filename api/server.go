@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -50,6 +51,10 @@ type Config struct {
 	// LoginRate and LoginBurst limit logins per remote address.
 	LoginRate  float64
 	LoginBurst int
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For header names the remote address (see clientHost);
+	// from any other peer those headers are ignored.
+	TrustedProxies []netip.Prefix
 	// AllowedOrigins are browser origins allowed besides the page's own.
 	AllowedOrigins []string
 	// ReadHeaderTimeout and IdleTimeout bound plain HTTP connections.
@@ -139,7 +144,7 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		max: cfg.MaxConnections, perAddr: cfg.MaxConnectionsPerAddr, perAddrUnauth: cfg.MaxUnauthenticatedPerAddr,
 		perUser: cfg.MaxConnectionsPerUser, userRate: rate.Limit(cfg.UserRequestRate), userBurst: cfg.UserRequestBurst,
 	})
-	s.sockets = &socketServer{cfg: cfg.Socket, reg: reg, log: log, clock: cfg.Clock}
+	s.sockets = &socketServer{cfg: cfg.Socket, reg: reg, log: log, clock: cfg.Clock, proxies: cfg.TrustedProxies}
 	s.sockets.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,

@@ -253,10 +253,11 @@ type socketServer struct {
 	log      *slog.Logger
 	clock    func() time.Time
 	upgrader websocket.Upgrader
+	proxies  []netip.Prefix
 }
 
 func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoint) {
-	remote := remoteHost(r)
+	remote, peer := clientHost(r, ss.proxies)
 	addr := addrKey(remote)
 	if err := ss.reg.reserve(addr); err != nil {
 		status := http.StatusTooManyRequests
@@ -291,6 +292,9 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 		limiter:    rate.NewLimiter(rate.Limit(ss.cfg.RequestRate), ss.cfg.RequestBurst),
 	}
 	s.log = ss.log.With(slog.String("socket", ep.Name), slog.String("remote", s.Remote))
+	if peer != remote {
+		s.log = s.log.With(slog.String("via", peer))
+	}
 	if !ss.reg.add(s) {
 		// No writer runs yet, so this is the one write from here.
 		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server busy"), time.Now().Add(time.Second))

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,6 +80,9 @@ type Options struct {
 	ServerKey *icrypto.PublicKey
 	// TLSConfig is used for wss:// URLs (nil: the system's roots).
 	TLSConfig *tls.Config
+	// NetDialContext, when set, opens the TCP connection (a test behind a
+	// proxy binds a local address of its own with it).
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Dial connects to a WebSocket URL such as ws://127.0.0.1:1984/ws/iota.
@@ -91,6 +95,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 	}
 	dialer := *websocket.DefaultDialer
 	dialer.TLSClientConfig = opts.TLSConfig
+	dialer.NetDialContext = opts.NetDialContext
 	ws, _, err := dialer.DialContext(ctx, url, opts.Header)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)

@@ -124,6 +124,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	vf.register(fs)
 	var tf tlsFlags
 	tf.register(fs)
+	var pf proxyFlags
+	pf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -139,6 +141,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.TLS = ts.config
+	if err := pf.apply(&cfg, logger); err != nil {
+		return err
+	}
 	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)))
 	if err != nil {
 		return err
