@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -22,6 +23,8 @@ type CallOptions struct {
 	OnTrack func(*webrtc.TrackRemote)
 	// OnMessage sees every other push on the call socket.
 	OnMessage func(Message)
+	// TLSConfig is used when url is wss:// (nil: the system's roots).
+	TLSConfig *tls.Config
 }
 
 // Call is a member's side of a voice call: the call socket and a pion
@@ -43,7 +46,7 @@ type Call struct {
 // JoinCall opens the call socket at url (ws://host:port/ws/calls/), logs
 // in with a ticket and starts publishing audio with an offer.
 func JoinCall(ctx context.Context, url, path, name, ticket string, opts CallOptions) (*Call, error) {
-	sock, err := Dial(ctx, url, nil)
+	sock, err := Dial(ctx, url, &Options{TLSConfig: opts.TLSConfig})
 	if err != nil {
 		return nil, err
 	}
