@@ -173,6 +173,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	services := api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey}
 	srv := api.New(cfg, logger, services)
+	if err := registerMetrics(srv, turnSrv); err != nil {
+		closeAll()
+		return err
+	}
 	// The admin socket opens before the "listening" line, so that a CLI
 	// started after it finds the server.
 	stopControl, err := startControl(ctx, *data, services, srv, logger)
