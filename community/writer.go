@@ -167,8 +167,10 @@ func (w *writer) commit(batch []*writeOp) {
 		}
 		return nil
 	})
-	w.commitSeconds.Observe(time.Since(start).Seconds())
-	w.batchSize.Observe(float64(len(batch)))
+	if w.commitSeconds != nil { // nil in tests that build a bare writer
+		w.commitSeconds.Observe(time.Since(start).Seconds())
+		w.batchSize.Observe(float64(len(batch)))
+	}
 	for _, op := range batch {
 		if err != nil {
 			op.done <- fmt.Errorf("community: commit: %w", err)
