@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/voice"
@@ -331,6 +332,7 @@ func (a *communityAPI) onEvent(e community.Event) {
 	if e.Channel != nil && e.Result != "" {
 		a.broadcast(everyone, e.Except, functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
 			Result: e.Result, Payload: e.Payload})
+		timings.fanout.Observe(time.Since(e.Published).Seconds())
 	}
 	if e.MuteCall != "" {
 		a.mu.Lock()

@@ -17,8 +17,11 @@ const ChallengeTTL = 30 * time.Second
 
 // PendingLogin is a challenge waiting for its answer on one socket.
 type PendingLogin struct {
-	answer   string
-	expires  time.Time
+	answer  string
+	expires time.Time
+	// started is when the identification came, for iotad_login_seconds
+	// (the wall clock: s.now may be a test's).
+	started  time.Time
 	complete func(ctx context.Context, s *Session, answer string) (*Reply, error)
 }
 
@@ -141,7 +144,7 @@ func startChallenge(s *Session, id *identity, version int, userID string, pub ic
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot seal a challenge to this key", icrypto.ErrLowOrder)
 	}
-	s.Login = &PendingLogin{answer: text, expires: s.now().Add(ChallengeTTL), complete: complete}
+	s.Login = &PendingLogin{answer: text, expires: s.now().Add(ChallengeTTL), started: time.Now(), complete: complete}
 	return &Reply{Type: TypeChallenge, LogMessage: "Solve this challenge to log in", Data: out}, nil
 }
 
@@ -168,7 +171,11 @@ func handleChallengeResponse(ctx context.Context, s *Session, req *Request) (*Re
 		s.closeAfterReply = ClosePolicy
 		return nil, fmt.Errorf("%w: wrong answer", ErrInvalidChallenge)
 	}
-	return p.complete(ctx, s, p.answer)
+	reply, err := p.complete(ctx, s, p.answer)
+	if err == nil {
+		observeLogin(s.ep.Name, p.started)
+	}
+	return reply, err
 }
 
 // userID is a user id as a client sent it: a string, or (Tensamin clients)

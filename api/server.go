@@ -21,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/iotad/iotad/community"
@@ -113,6 +114,8 @@ type Server struct {
 	// community is the community served at "/" of the main listener (nil
 	// when there is none).
 	community *communityAPI
+	// metrics is what the admin listener's /metrics reports.
+	metrics *prometheus.Registry
 
 	// ownPorts are the ports of every listener Serve accepts on: the page
 	// served by one may open sockets to the others.
@@ -164,6 +167,14 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		}
 	}
 	s.router = s.routes(s.community)
+	var extra []prometheus.Collector
+	if svc.Communities != nil {
+		extra = append(extra, svc.Communities.Collectors()...)
+	}
+	if svc.SFU != nil {
+		extra = append(extra, svc.SFU.Collectors()...)
+	}
+	s.metrics = newMetricsRegistry(extra...)
 	return s
 }
 
@@ -217,10 +228,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 // server is doing.
 func (s *Server) AdminHandler() http.Handler {
 	r := chi.NewRouter()
-	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		writeMetrics(w)
-	})
+	r.Handle("/metrics", s.metricsHandler())
 	if s.cfg.Pprof {
 		r.HandleFunc("/debug/pprof/*", pprof.Index)
 		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -34,11 +34,12 @@ func (e *testEnv) metric(name string) int64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
+			// Prometheus writes a million as 1e+06.
+			n, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				e.t.Fatalf("%s: %v", name, err)
 			}
-			return n
+			return int64(n)
 		}
 	}
 	e.t.Fatalf("no metric %s", name)

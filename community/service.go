@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/atomicfile"
@@ -182,6 +183,10 @@ func (s *Service) seedIDs(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Collectors are the store's metrics (group commit latency and batch
+// size), for the server's registry.
+func (s *Service) Collectors() []prometheus.Collector { return s.w.collectors() }
 
 // SetICEServers sets what call tickets hand out as ice_servers.
 func (s *Service) SetICEServers(fn func(userID string) []ICEServer) { s.iceServers = fn }
@@ -442,6 +447,7 @@ func newDispatcher(deliver func(Event)) *dispatcher {
 }
 
 func (d *dispatcher) publish(e Event) {
+	e.Published = time.Now()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -512,6 +518,9 @@ type Event struct {
 	// no longer drop.
 	MuteCall string
 	Muted    bool
+	// Published is when the event was queued for the listeners: for a
+	// write, right after its commit (api measures fan-out from it).
+	Published time.Time
 }
 
 // ChannelRef is how the wire addresses a channel.

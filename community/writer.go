@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iotad/iotad/internal/db"
 )
@@ -30,6 +33,9 @@ type writer struct {
 	closing chan struct{}
 	stop    sync.Once
 	done    chan struct{}
+	// commitSeconds and batchSize are observed once per transaction.
+	commitSeconds prometheus.Histogram
+	batchSize     prometheus.Histogram
 }
 
 type writeOp struct {
@@ -43,8 +49,24 @@ type writeOp struct {
 // errClosed answers a write that reaches the writer after Close.
 var errClosed = errors.New("community: store is closed")
 
+// collectors are the writer's histograms, for a registry.
+func (w *writer) collectors() []prometheus.Collector {
+	return []prometheus.Collector{w.commitSeconds, w.batchSize}
+}
+
 func newWriter(d *db.DB) *writer {
-	w := &writer{db: d, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{})}
+	w := &writer{db: d, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "iotad_commit_seconds",
+			Help:    "How long one group commit of the community store took, its writes and the COMMIT together.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "iotad_commit_batch_writes",
+			Help:    "How many writes shared one group commit of the community store.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10), // 1 to maxBatch
+		}),
+	}
 	go w.run()
 	return w
 }
@@ -123,6 +145,7 @@ drain:
 
 func (w *writer) commit(batch []*writeOp) {
 	ctx := context.Background()
+	start := time.Now()
 	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, op := range batch {
 			if err := op.ctx.Err(); err != nil {
@@ -144,6 +167,10 @@ func (w *writer) commit(batch []*writeOp) {
 		}
 		return nil
 	})
+	if w.commitSeconds != nil { // nil in tests that build a bare writer
+		w.commitSeconds.Observe(time.Since(start).Seconds())
+		w.batchSize.Observe(float64(len(batch)))
+	}
 	for _, op := range batch {
 		if err != nil {
 			op.done <- fmt.Errorf("community: commit: %w", err)

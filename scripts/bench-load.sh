@@ -27,7 +27,8 @@ pid=$!
 for _ in $(seq 100); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
 invite=$("$work/iotad" invite create --data "$work/data" --uses 1000000 2>/dev/null)
 token=$("$work/iotad" token create --data "$work/data" --uses 1000000 2>/dev/null)
-metric() { curl -s "http://$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# Prometheus writes large counters as floats (1.234567e+06): awk makes them integers for $(( )).
+metric() { curl -s "http://$admin/metrics" | awk -v m="$1" '$1 == m {printf "%.0f\n", $2}'; }
 load() {
   echo "$ iotad-load $*"
   local f0 w0 f1 w1

@@ -187,6 +187,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	services := api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey}
 	srv := api.New(cfg, logger, services)
+	if err := registerMetrics(srv, turnSrv); err != nil {
+		closeAll()
+		return err
+	}
 	var aln net.Listener
 	if *adminAddr != "" {
 		if aln, err = net.Listen("tcp", *adminAddr); err != nil {

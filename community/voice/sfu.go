@@ -79,6 +79,7 @@ type SFU struct {
 
 	// Forwarded counts RTP packets written to subscribers.
 	Forwarded atomic.Int64
+	setup     setupTimes
 }
 
 // New starts the SFU's UDP listener.
@@ -130,7 +131,7 @@ func New(cfg Config) (*SFU, error) {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
 	s := &SFU{
-		cfg: cfg, conn: conn, mux: mux, log: cfg.Log, rooms: map[string]*Room{},
+		cfg: cfg, conn: conn, mux: mux, log: cfg.Log, rooms: map[string]*Room{}, setup: newSetupTimes(),
 		api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)),
 	}
 	return s, nil
@@ -197,7 +198,7 @@ func (s *SFU) Join(callID, userID string, sig Signal) (*Peer, error) {
 	}
 	s.mu.Unlock()
 
-	p := &Peer{room: room, userID: userID, pc: pc, sig: sig, subs: map[*outTrack]*webrtc.RTPSender{},
+	p := &Peer{room: room, userID: userID, pc: pc, sig: sig, subs: map[*outTrack]*webrtc.RTPSender{}, joined: time.Now(),
 		watching: map[string]bool{}, log: s.log.With(slog.String("call", callID), slog.String("user", userID))}
 	p.lastMedia.Store(time.Now().UnixNano())
 	room.mu.Lock()
@@ -217,7 +218,7 @@ func (s *SFU) Join(callID, userID string, sig Signal) (*Peer, error) {
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
-			p.connected.Store(true)
+			p.noteConnected()
 		case webrtc.PeerConnectionStateFailed:
 			p.end("media connection failed")
 		}
@@ -235,8 +236,10 @@ type Peer struct {
 	sig    Signal
 	log    *slog.Logger
 
+	joined    time.Time    // for iotad_call_setup_seconds
 	lastMedia atomic.Int64 // unix nanos of the latest RTP from this peer
 	connected atomic.Bool
+	gotMedia  atomic.Bool
 	muted     atomic.Bool // server-muted: audio is not forwarded
 	voiced    atomic.Int64
 	speaking  bool // touched by the room's speaking ticker only
@@ -466,10 +469,15 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 // per packet here.
 func (p *Peer) forward(remote *webrtc.TrackRemote, out *outTrack, levelID int) {
 	buf := make([]byte, 1500)
+	first := true
 	for {
 		n, _, err := remote.Read(buf)
 		if err != nil {
 			return
+		}
+		if first {
+			first = false
+			p.noteFirstMedia()
 		}
 		now := time.Now().UnixNano()
 		p.lastMedia.Store(now)
