@@ -842,8 +842,21 @@ function wire() {
   };
 }
 
-wire();
-loadKey().then(
-  (k) => (k ? start({ userID: k.userID, privateKey: c.b64decode(k.privateKey), iotaKey: k.iotaKey }).catch((err) => (($("login").hidden = false), say(err.message))) : ($("login").hidden = false)),
-  () => ($("login").hidden = false),
-);
+// WebCrypto and the microphone exist only in a secure context (https, or
+// localhost): say so in words rather than fail on the first key.
+if (!window.isSecureContext || !globalThis.crypto?.subtle) {
+  const secure = new URL(location.href);
+  secure.protocol = "https:";
+  $("secure-url").href = $("secure-url").textContent = secure.href;
+  $("insecure").hidden = false;
+} else {
+  boot();
+}
+
+function boot() {
+  wire();
+  loadKey().then(
+    (k) => (k ? start({ userID: k.userID, privateKey: c.b64decode(k.privateKey), iotaKey: k.iotaKey }).catch((err) => (($("login").hidden = false), say(err.message))) : ($("login").hidden = false)),
+    () => ($("login").hidden = false),
+  );
+}
