@@ -51,3 +51,20 @@ func BenchmarkVerifyTicket(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSealChallengeV2 is one version-2 challenge as the server makes
+// it for a returning member: X448(S,U) is cached, so one X448 and the
+// key schedule, without the ephemeral key generation.
+func BenchmarkSealChallengeV2(b *testing.B) {
+	uPub, _ := newKeyPair(b)
+	sPub, sPriv := newKeyPair(b)
+	ePub, ePriv := newKeyPair(b)
+	static, _ := SharedSecret(sPriv, uPub)
+	l := LoginV2{Role: RoleCommunity, UserID: "5f0c8a3e-1d2b-4c6a-9e7f-0a1b2c3d4e5f", Ephemeral: ePub, Server: sPub}
+	plain := []byte("AbCdEfGhIjKlMnOpQrStUvWxYz012345")
+	for b.Loop() {
+		if _, err := SealChallengeV2(ePriv, static, uPub, l, plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
