@@ -491,3 +491,42 @@ func TestIsTerminal(t *testing.T) {
 		}
 	}
 }
+
+// startServeWith runs serve in process with args (after defaults that keep
+// it on loopback and off the admin port; later flags win) until the test
+// ends, and waits for its "listening" line.
+func startServeWith(t *testing.T, stderr io.Writer, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := lineWriter{lines: make(chan string, 100)}
+	done := make(chan error, 1)
+	base := []string{"serve", "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "info"}
+	go func() { done <- run(ctx, append(base, args...), out, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	for {
+		select {
+		case l := <-out.lines:
+			if strings.HasPrefix(l, "iotad is listening") {
+				go func() {
+					for range out.lines {
+					}
+				}()
+				return
+			}
+		case err := <-done:
+			t.Fatalf("serve ended: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not start")
+		}
+	}
+}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestServeExportsTURNMetricsOnTheAdminListener: serve with the embedded
@@ -14,35 +12,8 @@ import (
 // nothing of it on the main listener.
 func TestServeExportsTURNMetricsOnTheAdminListener(t *testing.T) {
 	addr, admin := freePort(t), freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	out := lineWriter{lines: make(chan string, 100)}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--addr", addr, "--media-addr", "127.0.0.1:0",
-			"--admin-addr", admin, "--turn-addr", "127.0.0.1:0", "--log-level", "error"}, out, io.Discard)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not shut down")
-		}
-	}()
-	for started := false; !started; {
-		select {
-		case l := <-out.lines:
-			started = strings.HasPrefix(l, "iotad is listening")
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve ended: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("serve did not start")
-		}
-	}
+	startServeWith(t, io.Discard, "--data", t.TempDir(), "--addr", addr, "--admin-addr", admin,
+		"--turn-addr", "127.0.0.1:0", "--log-level", "error")
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
 		if err != nil {

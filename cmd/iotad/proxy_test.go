@@ -144,38 +144,8 @@ func TestBehindCaddyTheForwardedAddressIsLimited(t *testing.T) {
 	data := t.TempDir()
 	addr := freePort(t)
 	logs := newLogWatch()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	out := lineWriter{lines: make(chan string, 100)}
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--admin-addr", "",
-			"--trusted-proxies", "127.0.0.1/32", "--login-rate", "0.000001", "--login-burst", "2"}, out, logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not shut down")
-		}
-	})
-	for listening := false; !listening; {
-		select {
-		case l := <-out.lines:
-			listening = strings.HasPrefix(l, "iotad is listening")
-		case err := <-done:
-			t.Fatalf("serve ended: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("serve did not start")
-		}
-	}
-	go func() {
-		for range out.lines {
-		}
-	}()
+	startServeWith(t, logs, "--data", data, "--addr", addr, "--admin-addr", "",
+		"--trusted-proxies", "127.0.0.1/32", "--login-rate", "0.000001", "--login-burst", "2")
 	logs.waitFor(t, "trusting forwarded client addresses", "127.0.0.1/32")
 	proxy := startProxy(t, addr)
 

@@ -106,44 +106,6 @@ func (w grepWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startTLSServe runs serve in process until the test ends, and waits for its
-// "listening" line.
-func startTLSServe(t *testing.T, stderr io.Writer, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := lineWriter{lines: make(chan string, 100)}
-	done := make(chan error, 1)
-	base := []string{"serve", "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "info"}
-	go func() { done <- run(ctx, append(base, args...), out, stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not shut down")
-		}
-	})
-	for {
-		select {
-		case l := <-out.lines:
-			if strings.HasPrefix(l, "iotad is listening") {
-				go func() {
-					for range out.lines {
-					}
-				}()
-				return
-			}
-		case err := <-done:
-			t.Fatalf("serve ended: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("serve did not start")
-		}
-	}
-}
-
 // servedSerial is the serial of the leaf addr serves to a client that
 // trusts pool.
 func servedSerial(t *testing.T, addr string, pool *x509.CertPool) string {
@@ -185,7 +147,7 @@ func TestServeTLSFromFiles(t *testing.T) {
 	data := t.TempDir()
 	addr, httpAddr := freePort(t), freePort(t)
 	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
-	startTLSServe(t, logs, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile,
+	startServeWith(t, logs, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile,
 		"--tls-reload", "20ms", "--http-addr", httpAddr, "--turn-addr", "127.0.0.1:0", "--public-ip", "127.0.0.1")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -290,7 +252,7 @@ func TestServeTLSFromFiles(t *testing.T) {
 // to https it does not speak.
 func TestServeWithoutTLSSaysNoHSTS(t *testing.T) {
 	addr := freePort(t)
-	startTLSServe(t, io.Discard, "--data", t.TempDir(), "--addr", addr, "--log-level", "warn")
+	startServeWith(t, io.Discard, "--data", t.TempDir(), "--addr", addr, "--log-level", "warn")
 	res, err := http.Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +338,7 @@ func TestACMEFromPebble(t *testing.T) {
 
 	data := t.TempDir()
 	addr := freePort(t)
-	startTLSServe(t, io.Discard, "--data", data, "--addr", addr, "--domain", "iotad.test",
+	startServeWith(t, io.Discard, "--data", data, "--addr", addr, "--domain", "iotad.test",
 		"--acme-directory", "https://"+acmeAddr+"/dir", "--acme-ca", filepath.Join(dir, "ca.pem"), "--acme-email", "op@iotad.test")
 
 	res, err := mgmt.Get("https://" + mgmtAddr + "/roots/0")
@@ -445,7 +407,7 @@ func TestServeTLSReloadsOnSIGHUP(t *testing.T) {
 	writeFile(t, keyFile, k1)
 	addr := freePort(t)
 	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
-	startTLSServe(t, logs, "--data", t.TempDir(), "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--tls-reload", "1h")
+	startServeWith(t, logs, "--data", t.TempDir(), "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--tls-reload", "1h")
 	c2, k2 := ca.leaf(t, 3002)
 	writeFile(t, keyFile, k2)
 	writeFile(t, certFile, c2)
