@@ -49,3 +49,21 @@ func TestInvitesOfATLSServerSayTLS(t *testing.T) {
 		t.Fatalf("invite create on a TLS server: %q, %v", out, err)
 	}
 }
+
+func TestIotaURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"localhost:1984":                          "ws://localhost:1984/ws/iota",
+		"https://example.org":                     "wss://example.org/ws/iota",
+		"tensamin://example.org:443/?key=k&tls=1": "wss://example.org:443/ws/iota",
+		"tensamin://example.org:1984/?invite=x":   "ws://example.org:1984/ws/iota",
+	} {
+		if got, err := iotaURL(in); err != nil || got != want {
+			t.Errorf("iotaURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"ftp://x", "tensamin://x/", "tensamin://x:1/?tls=2"} {
+		if got, err := iotaURL(bad); err == nil {
+			t.Errorf("iotaURL(%q) = %q, want an error", bad, got)
+		}
+	}
+}
