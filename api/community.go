@@ -24,7 +24,9 @@ type communityAPI struct {
 	log    *slog.Logger
 	// publicAddr is host:port as invites name it.
 	publicAddr string
-	sfu        *voice.SFU
+	// tls is whether the listener speaks TLS: its invites then say tls=1.
+	tls bool
+	sfu *voice.SFU
 
 	// known holds the key of every member whose login completed, so that
 	// a returning member's identification needs no database read: the
@@ -63,10 +65,16 @@ func (a *communityAPI) endpoint() *Endpoint {
 	return ep
 }
 
-// InviteText is the tensamin:// form of an invite (PROTOCOL §5.1).
-func InviteText(publicAddr, secret string, communityKey icrypto.PublicKey) string {
+// InviteText is the tensamin:// form of an invite (PROTOCOL §5.1), with
+// tls=1 when the community is served over TLS, so that clients know to
+// use wss://; without TLS the text is as it always was.
+func InviteText(publicAddr, secret string, communityKey icrypto.PublicKey, tls bool) string {
 	key := strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(communityKey.String()), "=")
-	return "tensamin://" + publicAddr + "/?invite=" + url.QueryEscape(secret) + "&key=" + key
+	text := "tensamin://" + publicAddr + "/?invite=" + url.QueryEscape(secret) + "&key=" + key
+	if tls {
+		text += "&tls=1"
+	}
+	return text
 }
 
 // inviteSecret accepts the secret alone or the whole tensamin:// text.

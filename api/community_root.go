@@ -170,7 +170,7 @@ func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"invite_id": inv.ID, "invite": InviteText(a.publicAddr, secret, a.c.Public),
+		return map[string]any{"invite_id": inv.ID, "invite": InviteText(a.publicAddr, secret, a.c.Public, a.tls),
 			"max_uses": inv.MaxUses, "expires_at": inv.ExpiresAt.UnixMilli()}, nil
 	case "list_invites":
 		invites, err := a.c.Invites(ctx, m)

@@ -309,7 +309,7 @@ func TestJoinRules(t *testing.T) {
 	})
 	t.Run("whole tensamin text as invite", func(t *testing.T) {
 		secret := env.invite(community.InviteOptions{})
-		if err := tryJoin(newKey(t), api.InviteText("example.org:1984", secret, env.com.Public)); err != nil {
+		if err := tryJoin(newKey(t), api.InviteText("example.org:1984", secret, env.com.Public, false)); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -339,7 +339,7 @@ func (ctl *Control) invite(ctx context.Context, req ControlRequest) (ControlRepl
 			addr = invitePublicAddr(c)
 		}
 		ci := controlInvite(inv)
-		return ControlReply{Secret: InviteText(addr, secret, c.Public), Invite: &ci}, nil
+		return ControlReply{Secret: InviteText(addr, secret, c.Public, ctl.srv != nil && ctl.srv.cfg.TLS != nil), Invite: &ci}, nil
 	case "invite.list":
 		invites, err := c.Invites(ctx, operator)
 		if err != nil {

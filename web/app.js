@@ -238,16 +238,39 @@ function renderCommunities() {
   }
 }
 
-// parseInvite reads tensamin://host:port/?invite=…&key=….
-function parseInvite(text) {
-  const u = new URL(text.trim().replace(/^tensamin:/, "http:"));
-  return { host: u.host, invite: u.searchParams.get("invite") || "", key: u.searchParams.get("key") || "" };
+// parseAddress reads tensamin://host:port/?invite=…&key=…&tls=1, as
+// api/client.ParseAddress does: tls=1 means wss://, no tls means ws://.
+function parseAddress(text) {
+  let u;
+  try {
+    u = new URL(text.trim().replace(/^tensamin:/i, "http:"));
+  } catch {
+    throw new Error("That is not a tensamin:// invite link.");
+  }
+  const tls = u.searchParams.get("tls") || "";
+  if (!/^tensamin:/i.test(text.trim()) || !u.port || u.username || (u.pathname !== "/" && u.pathname !== "") || !["", "0", "1"].includes(tls)) {
+    throw new Error("That is not a tensamin://host:port/ invite link.");
+  }
+  return { host: u.host, tls: tls === "1", invite: u.searchParams.get("invite") || "", key: u.searchParams.get("key") || "" };
+}
+
+// socketURL is a community's socket. An https page may not open ws://
+// (the browser blocks it as mixed content): say so instead of failing
+// with "cannot reach".
+function socketURL(addr) {
+  if (!addr.tls && location.protocol === "https:") {
+    throw new Error(`This page is open over https, and ${addr.host} speaks only plain ws://, which the browser blocks from an https page. ` +
+      `Ask its operator for an invite of a community served with TLS (the link then ends in tls=1), or open this page over http on that community's own machine.`);
+  }
+  return `${addr.tls ? "wss" : "ws"}://${addr.host}/`;
 }
 
 async function addCommunity(inviteText, title) {
-  const inv = parseInvite(inviteText);
+  const inv = parseAddress(inviteText);
   // Join first, so that only a community that proved its key is listed.
-  const com = new Community({ entryID: "", address: `tensamin://${inv.host}/?key=${inv.key}`, title: title || inv.host });
+  // The sealed entry keeps tls=1: the Iota's other clients need it too.
+  const address = `tensamin://${inv.host}/?key=${inv.key}${inv.tls ? "&tls=1" : ""}`;
+  const com = new Community({ entryID: "", address, title: title || inv.host });
   await com.connect(inv.invite);
   com.close();
   const sealed = {};
@@ -265,15 +288,15 @@ async function addCommunity(inviteText, title) {
 class Community {
   constructor(entry) {
     this.entry = entry;
-    const u = new URL(entry.address.replace(/^tensamin:/, "http:"));
-    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${u.host}/`;
-    this.pinned = u.searchParams.get("key") || "";
+    this.addr = parseAddress(entry.address);
+    this.pinned = this.addr.key;
     this.tree = {};
     this.unread = new Set();
     this.collapsed = new Set();
     this.typing = new Map();
   }
   async connect(invite) {
+    this.url = socketURL(this.addr);
     const sock = new Socket(this.url);
     await sock.open();
     const ident = { user_id: state.me.userID };
@@ -370,8 +393,8 @@ class Community {
 async function selectCommunity(entry) {
   let com = state.communities.get(entry.entryID);
   if (!com) {
-    com = new Community(entry);
     try {
+      com = new Community(entry);
       await com.connect();
     } catch (err) {
       say(err.type ? explain(err) : err.message);

@@ -78,6 +78,11 @@ func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *address == "" || *title == "" {
 			return fmt.Errorf("--address and --title are required")
 		}
+		// Sealed as given (invite and tls=1 included), but only once it reads
+		// as an address: a typo would be found only by the next client.
+		if _, err := client.ParseAddress(*address); err != nil {
+			return fmt.Errorf("--address: %w", err)
+		}
 		id, version, err := c.AddCommunity(ctx, priv, client.Community{EntryID: *entry, Address: *address, Title: *title, Position: *position})
 		if err != nil {
 			return err
@@ -182,8 +187,17 @@ func writeKnownIotas(path string, known map[string]icrypto.PublicKey) error {
 	return nil
 }
 
-// iotaURL turns what a person types into the Iota socket's URL.
+// iotaURL turns what a person types into the Iota socket's URL. A
+// tensamin:// address names the Iota too (it shares the first
+// community's listener): wss:// with tls=1.
 func iotaURL(server string) (string, error) {
+	if strings.HasPrefix(strings.ToLower(server), "tensamin:") {
+		a, err := client.ParseAddress(server)
+		if err != nil {
+			return "", fmt.Errorf("--server: %w", err)
+		}
+		return a.SocketURL() + "ws/iota", nil
+	}
 	if !strings.Contains(server, "://") {
 		server = "ws://" + server
 	}

@@ -157,7 +157,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.PublicAddr == "" {
 		cfg.PublicAddr = ts.defaultPublicAddr(ln.Addr())
 	}
-	if err := firstRun(ctx, a, stdout, firstRunOptions{owner: *owner, communityName: *communityName, publicAddr: cfg.PublicAddr}); err != nil {
+	if err := firstRun(ctx, a, stdout, firstRunOptions{owner: *owner, communityName: *communityName, publicAddr: cfg.PublicAddr, tls: cfg.TLS != nil}); err != nil {
 		ln.Close()
 		return err
 	}
@@ -285,6 +285,7 @@ func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *s
 
 type firstRunOptions struct {
 	owner, communityName, publicAddr string
+	tls                              bool
 }
 
 // firstRun gives an empty data directory its first user (so the person who
@@ -328,7 +329,7 @@ func firstRun(ctx context.Context, a *app, stdout io.Writer, opts firstRunOption
 		return err
 	}
 	invites := fmt.Sprintf("owner invite for user %s (single use, 7 days):\n%s\ninvite for friends (10 uses, 7 days):\n%s\n",
-		owner, api.InviteText(opts.publicAddr, secret, c.Public), api.InviteText(opts.publicAddr, friends, c.Public))
+		owner, api.InviteText(opts.publicAddr, secret, c.Public, opts.tls), api.InviteText(opts.publicAddr, friends, c.Public, opts.tls))
 	return showFirstInvites(stdout, isTerminal(stdout), a.dir, invites)
 }
 

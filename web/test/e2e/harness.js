@@ -26,7 +26,8 @@ export function freePort() {
 // stopped and started again on the same ports and data, and removed at
 // the end; invites are the ones printed by its first start, log is
 // everything it wrote to stderr.
-export async function startIotad() {
+// extra are more serve flags (e.g. --tls-cert); base is then https.
+export async function startIotad(extra = []) {
   assert.ok(bin, "IOTAD_BIN must name the iotad binary");
   const data = mkdtempSync(join(tmpdir(), "iotad-e2e-"));
   const addr = `127.0.0.1:${await freePort()}`;
@@ -37,7 +38,7 @@ export async function startIotad() {
   srv.start = () => {
     // The request rate is lifted so a test can fill a channel quickly.
     const proc = (srv.proc = spawn(bin, ["serve", "--data", data, "--addr", addr, "--media-addr", addr, "--turn-addr", turn, "--admin-addr", "",
-      "--request-rate", "100000", "--request-burst", "100000", "--user-request-rate", "100000", "--user-request-burst", "100000", "--send-queue", "20000", "--log-level", "debug"]));
+      "--request-rate", "100000", "--request-burst", "100000", "--user-request-rate", "100000", "--user-request-burst", "100000", "--send-queue", "20000", "--log-level", "debug", ...extra]));
     proc.stderr.on("data", (d) => (srv.log += d));
     return new Promise((resolve, reject) => {
       let out = "";
