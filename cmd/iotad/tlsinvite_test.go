@@ -25,7 +25,7 @@ func TestInvitesOfATLSServerSayTLS(t *testing.T) {
 	writeFile(t, keyFile, k1)
 	data := t.TempDir()
 	addr := freePort(t)
-	startTLSServe(t, io.Discard, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile)
+	startServeWith(t, io.Discard, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile)
 
 	invites := firstInvites(t, data)
 	a, err := client.ParseAddress(invites[1])
