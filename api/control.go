@@ -62,6 +62,9 @@ type ControlRequest struct {
 	Expires    time.Duration `json:"expires,omitempty"`
 	Addr       string        `json:"addr,omitempty"`
 	PublicAddr string        `json:"public_addr,omitempty"`
+	// TLS makes an invite say tls=1 although this server does not serve
+	// TLS itself: a reverse proxy in front of it does.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // ControlReply is what a command returns; only the fields of its op are set.
@@ -339,7 +342,8 @@ func (ctl *Control) invite(ctx context.Context, req ControlRequest) (ControlRepl
 			addr = invitePublicAddr(c)
 		}
 		ci := controlInvite(inv)
-		return ControlReply{Secret: InviteText(addr, secret, c.Public, ctl.srv != nil && ctl.srv.cfg.TLS != nil), Invite: &ci}, nil
+		tls := req.TLS || (ctl.srv != nil && ctl.srv.cfg.TLS != nil)
+		return ControlReply{Secret: InviteText(addr, secret, c.Public, tls), Invite: &ci}, nil
 	case "invite.list":
 		invites, err := c.Invites(ctx, operator)
 		if err != nil {

@@ -314,3 +314,26 @@ func TestCLIErrorsCrossTheAdminSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestInviteCreateTLSBehindAProxy: iotad behind a proxy that ends TLS
+// serves plain http, so its invites say tls=1 only when asked with --tls;
+// a client then dials wss://.
+func TestInviteCreateTLSBehindAProxy(t *testing.T) {
+	data := t.TempDir()
+	if _, _, err := runCmd(t, "community", "create", "--data", data, "--name", "Home"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		tls  bool
+	}{{nil, false}, {[]string{"--tls"}, true}} {
+		out, _, err := runCmd(t, append([]string{"invite", "create", "--data", data}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := client.ParseAddress(strings.TrimSpace(out))
+		if err != nil || a.TLS != tc.tls {
+			t.Fatalf("invite create %v: %q → %+v %v", tc.args, out, a, err)
+		}
+	}
+}

@@ -75,6 +75,7 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var uses *int
 	var expires *time.Duration
 	var user, role, publicAddr, id *string
+	var tls *bool
 	switch verb {
 	case "create":
 		uses = fs.Int("uses", community.DefaultInviteUses, "how many people may join with it")
@@ -82,6 +83,7 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		user = fs.String("user", "", "bind the invite to this user id")
 		role = fs.String("role", "member", "what joining makes you: member, moderator, admin or owner")
 		publicAddr = fs.String("public-addr", "", "host:port the invite names (default: where iotad serve serves the community)")
+		tls = fs.Bool("tls", false, "the invite says tls=1 although iotad serves plain http: a reverse proxy in front of it ends TLS")
 	case "revoke":
 		id = fs.String("id", "", "the invite id")
 	}
@@ -91,7 +93,7 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	req := api.ControlRequest{Op: "invite." + verb, Community: *communityID}
 	switch verb {
 	case "create":
-		req.Uses, req.Expires, req.User, req.Role, req.PublicAddr = *uses, *expires, *user, *role, *publicAddr
+		req.Uses, req.Expires, req.User, req.Role, req.PublicAddr, req.TLS = *uses, *expires, *user, *role, *publicAddr, *tls
 	case "revoke":
 		req.ID = *id
 	}
