@@ -22,42 +22,8 @@ import (
 func startServe(t *testing.T, data string) string {
 	t.Helper()
 	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	out := lineWriter{lines: make(chan string, 100)}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--media-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn"}, out, io.Discard)
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not shut down")
-		}
-	}
-	t.Cleanup(stop)
-	for {
-		select {
-		case l := <-out.lines:
-			if strings.HasPrefix(l, "iotad is listening") {
-				return addr
-			}
-		case err := <-done:
-			stopped = true
-			t.Fatalf("serve ended: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("serve did not start")
-		}
-	}
+	startServeWith(t, io.Discard, "--data", data, "--addr", addr, "--log-level", "warn")
+	return addr
 }
 
 // joinAs logs a new member into the community served on addr.
