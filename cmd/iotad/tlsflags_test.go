@@ -83,6 +83,17 @@ func (ca *testCA) leaf(t *testing.T, serial int64, names ...string) (certPEM, ke
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
+// files writes a leaf and its key to a fresh directory, as serve's
+// --tls-cert and --tls-key read them.
+func (ca *testCA) files(t *testing.T, serial int64, names ...string) (certFile, keyFile string) {
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c, k := ca.leaf(t, serial, names...)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	return certFile, keyFile
+}
+
 func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -139,11 +150,7 @@ func waitLine(t *testing.T, lines <-chan string, want string) string {
 // is served without a restart, and a bad one keeps the last good one.
 func TestServeTLSFromFiles(t *testing.T) {
 	ca := newTestCA(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c1, k1 := ca.leaf(t, 1001, "iotad.test")
-	writeFile(t, certFile, c1)
-	writeFile(t, keyFile, k1)
+	certFile, keyFile := ca.files(t, 1001, "iotad.test")
 	data := t.TempDir()
 	addr, httpAddr := freePort(t), freePort(t)
 	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
@@ -400,11 +407,7 @@ func TestTurnsAddr(t *testing.T) {
 // makes serve pick up a renewed pair.
 func TestServeTLSReloadsOnSIGHUP(t *testing.T) {
 	ca := newTestCA(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c1, k1 := ca.leaf(t, 3001)
-	writeFile(t, certFile, c1)
-	writeFile(t, keyFile, k1)
+	certFile, keyFile := ca.files(t, 3001)
 	addr := freePort(t)
 	logs := grepWriter{want: "TLS certificate", lines: make(chan string, 100)}
 	startServeWith(t, logs, "--data", t.TempDir(), "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--tls-reload", "1h")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +17,7 @@ import (
 // joins; the operator's `invite create` says tls=1 too.
 func TestInvitesOfATLSServerSayTLS(t *testing.T) {
 	ca := newTestCA(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c1, k1 := ca.leaf(t, 2001, "iotad.test")
-	writeFile(t, certFile, c1)
-	writeFile(t, keyFile, k1)
+	certFile, keyFile := ca.files(t, 2001, "iotad.test")
 	data := t.TempDir()
 	addr := freePort(t)
 	startServeWith(t, io.Discard, "--data", data, "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile)
