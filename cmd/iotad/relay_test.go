@@ -169,3 +169,32 @@ func startCommunityRelay(t *testing.T, upstream string) *communityRelay {
 	r.url = "ws" + strings.TrimPrefix(srv.URL, "http")
 	return r
 }
+
+// TestKnownIotasFile: what the CLI pins reads back; a line that is not
+// "<url> <key>", or names a low-order key, is an error naming the file and
+// line, never a silent unpinning.
+func TestKnownIotasFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, knownIotasFile)
+	pub, _, _ := icrypto.GenerateKey(randReader)
+	want := map[string]icrypto.PublicKey{"ws://a:1984/ws/iota": pub, "wss://b/ws/iota": pub}
+	if err := writeKnownIotas(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readKnownIotas(path)
+	if err != nil || len(got) != 2 || got["wss://b/ws/iota"] != pub {
+		t.Fatalf("read back %v, %v", got, err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode().Perm())
+	}
+	if got, err := readKnownIotas(filepath.Join(dir, "missing")); err != nil || len(got) != 0 {
+		t.Fatalf("a missing file: %v, %v", got, err)
+	}
+	for _, bad := range []string{"ws://a/ws/iota\n", "ws://a/ws/iota AAAA\n", "ws://a/ws/iota " + (icrypto.PublicKey{}).String() + "\n"} {
+		os.WriteFile(path, []byte("# ok\n"+bad), 0o600)
+		if _, err := readKnownIotas(path); err == nil || !strings.Contains(err.Error(), "line 2") {
+			t.Errorf("%q: %v, want an error naming line 2", bad, err)
+		}
+	}
+}
