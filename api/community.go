@@ -191,11 +191,10 @@ func (a *communityAPI) loginMember(ctx context.Context, userID string) (communit
 }
 
 func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID, m community.Member, answer string) (*Reply, error) {
-	shared, err := a.id.staticShared(m.UserID, m.PublicKey)
+	key, err := a.id.memberKey(m.UserID, m.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	key := icrypto.MemberKeyFromShared(shared)
 	ms := &memberSession{s: s, userID: m.UserID}
 	ms.role.Store(m.Role)
 	if err := s.SetLoggedIn(m.UserID); err != nil {

@@ -56,26 +56,43 @@ type identity struct {
 type cachedShared struct {
 	pub    icrypto.PublicKey
 	shared [icrypto.KeySize]byte
+	// member is the member key derived from shared, so that a returning
+	// member's proof costs no HKDF either.
+	member [32]byte
 }
 
 func newIdentity(role icrypto.LoginRole, pub icrypto.PublicKey, x448 func(icrypto.PublicKey) ([icrypto.KeySize]byte, error), legacy bool) *identity {
 	return &identity{role: role, pub: pub, x448: x448, legacy: legacy}
 }
 
-// staticShared is X448(S, pub), cached by user id and checked against the
-// key it was computed for, so a user whose key changed gets a fresh one.
-func (id *identity) staticShared(userID string, pub icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
+// cached is X448(S, pub) and the member key, cached by user id and checked
+// against the key they were computed for, so a user whose key changed gets
+// fresh ones.
+func (id *identity) cached(userID string, pub icrypto.PublicKey) (cachedShared, error) {
 	if v, ok := id.shared.Load(userID); ok {
 		if c := v.(cachedShared); c.pub == pub {
-			return c.shared, nil
+			return c, nil
 		}
 	}
 	sh, err := id.x448(pub)
 	if err != nil {
-		return sh, err
+		return cachedShared{}, err
 	}
-	id.shared.Store(userID, cachedShared{pub: pub, shared: sh})
-	return sh, nil
+	c := cachedShared{pub: pub, shared: sh, member: icrypto.MemberKeyFromShared(sh)}
+	id.shared.Store(userID, c)
+	return c, nil
+}
+
+// staticShared is X448(S, pub) from the cache.
+func (id *identity) staticShared(userID string, pub icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
+	c, err := id.cached(userID, pub)
+	return c.shared, err
+}
+
+// memberKey is the member key of PROTOCOL §3 from the cache.
+func (id *identity) memberKey(userID string, pub icrypto.PublicKey) ([32]byte, error) {
+	c, err := id.cached(userID, pub)
+	return c.member, err
 }
 
 // sharedWith is X448(S, pub) for a key that is not yet anyone's (a first
