@@ -89,16 +89,21 @@ func (e *Endpoint) HandlePublic(typ string, h Handler) {
 // Session is one client socket: a reader (the goroutine that serves the
 // HTTP request) and a writer goroutine that alone writes to the connection.
 type Session struct {
-	ws     *websocket.Conn
-	nc     net.Conn
-	cfg    *SocketConfig
-	ep     *Endpoint
-	log    *slog.Logger
-	reg    *registry
-	ctx    context.Context
-	cancel context.CancelFunc
-	now    func() time.Time
-	Remote string
+	ws  *websocket.Conn
+	nc  net.Conn
+	cfg *SocketConfig
+	ep  *Endpoint
+	// log is built on first use: most sockets never log, and slog's
+	// With formats its attributes at once, a cost every login paid.
+	log     *slog.Logger
+	logOnce sync.Once
+	baseLog *slog.Logger
+	peer    string
+	reg     *registry
+	ctx     context.Context
+	cancel  context.CancelFunc
+	now     func() time.Time
+	Remote  string
 	// addr is Remote as the per-address caps count it (IPv6 by its /64).
 	addr string
 
@@ -115,8 +120,12 @@ type Session struct {
 	closeCode   int
 	closeReason string
 	flushFirst  bool
-	wake        chan struct{}
-	writerDone  chan struct{}
+	// peerClosed says the peer began the closing handshake: it sends
+	// nothing after its close frame, so ours can be followed by an
+	// immediate close, without the half-close and its wait.
+	peerClosed bool
+	wake       chan struct{}
+	writerDone chan struct{}
 
 	limiter *rate.Limiter
 	// userLimiter is the budget shared by all of the user's sockets, set at
@@ -153,7 +162,7 @@ func (s *Session) SetLoggedIn(userID string) error {
 	if s.reg != nil {
 		lim, err := s.reg.login(s, userID)
 		if err != nil {
-			s.log.Warn("login refused: per-user socket cap", slog.String("user", userID))
+			s.Log().Warn("login refused: per-user socket cap", slog.String("user", userID))
 			return err
 		}
 		s.userLimiter = lim
@@ -164,7 +173,18 @@ func (s *Session) SetLoggedIn(userID string) error {
 }
 
 // Log is the session's logger.
-func (s *Session) Log() *slog.Logger { return s.log }
+func (s *Session) Log() *slog.Logger {
+	s.logOnce.Do(func() {
+		if s.log != nil { // given whole, as tests do
+			return
+		}
+		s.log = s.baseLog.With(slog.String("socket", s.ep.Name), slog.String("remote", s.Remote))
+		if s.peer != s.Remote {
+			s.log = s.log.With(slog.String("via", s.peer))
+		}
+	})
+	return s.log
+}
 
 // Send queues a complete frame. It never blocks: a full queue (in frames
 // or in bytes) closes the socket with 1008, since a reader that far behind
@@ -181,7 +201,7 @@ func (s *Session) Send(frame []byte) bool {
 		frames, bytes := len(s.queue), s.queued
 		s.mu.Unlock()
 		metrics.slowConsumers.Add(1)
-		s.log.Warn("socket closed: send queue full", slog.String("user", s.UserID),
+		s.Log().Warn("socket closed: send queue full", slog.String("user", s.UserID),
 			slog.Int("frames", frames), slog.Int("bytes", bytes))
 		s.signal()
 		return false
@@ -212,7 +232,7 @@ func (s *Session) queueFull(n int) bool {
 func (s *Session) SendMessage(typ, id string, level int, message string, data any) bool {
 	b, err := EncodeFrame(typ, id, level, message, data)
 	if err != nil {
-		s.log.Error("encode message", slog.String("type", typ), slog.Any("err", err))
+		s.Log().Error("encode message", slog.String("type", typ), slog.Any("err", err))
 		return false
 	}
 	return s.Send(textFrame(b))
@@ -236,6 +256,17 @@ func (s *Session) closeWith(code int, reason string, flush bool) {
 
 // queuePong is gorilla's ping handler: the pong goes out through the
 // writer like every other frame.
+// peerClose is gorilla's close handler: the reply goes out through the
+// writer, with the peer's code.
+func (s *Session) peerClose(code int) {
+	s.mu.Lock()
+	if !s.closing {
+		s.peerClosed = true
+	}
+	s.mu.Unlock()
+	s.closeWith(code, "", false)
+}
+
 func (s *Session) queuePong(payload string) {
 	s.mu.Lock()
 	if s.closing {
@@ -274,7 +305,7 @@ func (s *Session) writeLoop() {
 		s.mu.Lock()
 		batch, pong := s.queue, s.pong
 		s.queue, s.spare, s.pong = s.spare, nil, nil
-		closing, code, reason, flush := s.closing, s.closeCode, s.closeReason, s.flushFirst
+		closing, code, reason, flush, peerClosed := s.closing, s.closeCode, s.closeReason, s.flushFirst, s.peerClosed
 		s.mu.Unlock()
 
 		n := 0
@@ -309,10 +340,14 @@ func (s *Session) writeLoop() {
 		s.mu.Unlock()
 
 		if closing {
-			if code != 0 {
+			switch {
+			case code != 0 && peerClosed:
+				s.write([][]byte{closeFrame(code, reason)})
+				s.nc.Close()
+			case code != 0:
 				s.write([][]byte{closeFrame(code, reason)})
 				s.halfClose()
-			} else {
+			default:
 				s.nc.Close()
 			}
 			return
@@ -457,7 +492,7 @@ func (s *Session) noteRefusal() {
 	// newest is the oldest of them.
 	oldest := s.refusedAt[s.refusedPos]
 	if !oldest.IsZero() && now.Sub(oldest) <= s.cfg.RefusedWindow {
-		s.log.Warn("socket closed: too many refused requests")
+		s.Log().Warn("socket closed: too many refused requests")
 		s.Close(ClosePolicy, "too many requests")
 	}
 }
@@ -466,10 +501,10 @@ func (s *Session) replyError(req *Request, err error) {
 	typ, data := wireError(err)
 	metrics.countError(typ)
 	if typ == ErrTypeInternal {
-		s.log.Error("request failed", slog.String("type", req.Type), slog.String("id", req.ID),
+		s.Log().Error("request failed", slog.String("type", req.Type), slog.String("id", req.ID),
 			slog.String("user", s.UserID), slog.Any("err", err))
 	} else {
-		s.log.Debug("request refused", slog.String("type", req.Type), slog.String("id", req.ID),
+		s.Log().Debug("request refused", slog.String("type", req.Type), slog.String("id", req.ID),
 			slog.String("user", s.UserID), slog.String("error", typ), slog.Any("err", err))
 	}
 	id := ""

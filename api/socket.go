@@ -291,10 +291,7 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 		writerDone: make(chan struct{}),
 		limiter:    rate.NewLimiter(rate.Limit(ss.cfg.RequestRate), ss.cfg.RequestBurst),
 	}
-	s.log = ss.log.With(slog.String("socket", ep.Name), slog.String("remote", s.Remote))
-	if peer != remote {
-		s.log = s.log.With(slog.String("via", peer))
-	}
+	s.baseLog, s.peer = ss.log, peer
 	if !ss.reg.add(s) {
 		// No writer runs yet, so this is the one write from here.
 		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server busy"), time.Now().Add(time.Second))
@@ -314,7 +311,7 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 	})
 	ws.SetPongHandler(func(string) error { s.extendReadDeadline(); return nil })
 	ws.SetCloseHandler(func(code int, _ string) error {
-		s.closeWith(code, "", false)
+		s.peerClose(code)
 		return nil
 	})
 	s.extendReadDeadline()

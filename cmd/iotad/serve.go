@@ -149,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listenTCP(ctx, *addr)
 	if err != nil {
 		return err
 	}
@@ -266,7 +266,7 @@ func listenCommunities(ctx context.Context, a *app, mainPublic string, logger *s
 				slog.String("community", c.ID))
 			continue
 		}
-		ln, err := net.Listen("tcp", c.ListenAddr)
+		ln, err := listenTCP(ctx, c.ListenAddr)
 		if err != nil {
 			return own, fmt.Errorf("community %q: %w", c.Name, err)
 		}
@@ -417,4 +417,13 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format must be text or json, not %q", format)
+}
+
+// listenTCP listens without TCP keepalive on the accepted connections:
+// sockets find dead peers by their WebSocket pings and plain HTTP by its
+// idle and header timeouts, and the four setsockopt calls Go makes per
+// connection for keepalive were a visible part of a login's system time.
+func listenTCP(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(ctx, "tcp", addr)
 }

@@ -158,7 +158,7 @@ func (s tlsSetup) serveHTTP(ctx context.Context, srv *api.Server, publicAddr str
 	if s.httpAddr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", s.httpAddr)
+	ln, err := listenTCP(ctx, s.httpAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
