@@ -494,20 +494,24 @@ const ROLES = [["owner", "Owner"], ["admin", "Admins"], ["moderator", "Moderator
 
 // loadMembers asks for the member list. The protocol has no presence
 // push yet: "online" is as of this call, brought up to date when a
-// member acts (seen) and when the page comes back into view.
+// member acts (seen), when the page comes back into view and once a
+// minute. A lost connection says so itself, so its error is not repeated.
 async function loadMembers(com) {
   if (!com?.sock) return;
-  const r = await com.root("list_members").catch((err) => (say(explain(err)), null));
+  const sock = (com.membersLoading = com.sock);
+  const r = await com.root("list_members").catch((err) => (err.type !== "closed" && say(explain(err)), null));
+  if (com.membersLoading === sock) com.membersLoading = null;
   if (!r) return;
   com.members = new Map(r.data.payload.members.filter((m) => !m.banned).map((m) => [m.user_id, m]));
   if (state.current === com) renderMembers();
 }
 
 // seen marks someone who just spoke or typed as online; someone not in
-// the list has just joined, so the list is fetched again.
+// the list has just joined, so the list is fetched again, once at a time
+// however fast a newcomer writes.
 function seen(com, userID) {
   const m = com.members.get(userID);
-  if (!m) return loadMembers(com);
+  if (!m) return com.membersLoading !== com.sock && loadMembers(com);
   if (m.online) return;
   m.online = true;
   if (state.current === com) renderMembers();
