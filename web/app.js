@@ -1079,7 +1079,7 @@ async function renderAdmin() {
   $("messages").hidden = $("typing").hidden = true;
   const box = $("admin");
   box.hidden = false;
-  box.replaceChildren(el("h2", { textContent: "Administer" }));
+  box.replaceChildren(); // the pane's header says "Administer"
   const fail = (err) => say(explain(err));
 
   const create = el("form", {}, el("h3", { textContent: "New channel" }));
