@@ -272,6 +272,8 @@ function renderCommunities() {
     li.dataset.entry = e.entryID;
     const on = state.current?.entry.entryID === e.entryID;
     if (on) li.className = "on", li.setAttribute("aria-current", "true");
+    // Unread in a community one is not looking at marks its icon too.
+    if (!on && state.communities.get(e.entryID)?.unread.size) li.classList.add("unread"), (li.title = `${e.title} (unread)`);
     // A community's icon: its initials on a colour from its address, the
     // same on every device because the address is in the sealed entry.
     const icon = { name: e.title, hue: hash(e.address || e.entryID) % HUES, avatar: "" };
@@ -283,7 +285,8 @@ function renderCommunities() {
     };
     li.append(avatarNode(icon), el("span", { className: "sr-only", textContent: e.title }), remove);
     li.onclick = li.onkeydown = (ev) => {
-      if (ev.type === "keydown" && (ev.key !== "Enter" || ev.target !== li)) return;
+      if (ev.type === "keydown" && ((ev.key !== "Enter" && ev.key !== " ") || ev.target !== li)) return;
+      ev.preventDefault();
       selectCommunity(e);
     };
     ul.append(li);
@@ -338,9 +341,12 @@ async function addCommunity(inviteText, title) {
   for (const [field, value] of [["community_address", com.entry.address], ["community_title", com.entry.title], ["position", String(state.entries.length)]]) {
     sealed[field] = await c.seal(state.listKey, field, value);
   }
+  // The new entry is the one not listed before: the list may already
+  // hold the same address under another name.
+  const known = new Set(state.entries.map((e) => e.entryID));
   await state.iota.request("add_community", sealed);
   await loadCommunities();
-  const added = state.entries.find((e) => e.address === com.entry.address);
+  const added = state.entries.find((e) => !known.has(e.entryID) && e.address === com.entry.address);
   showJoin(false);
   if (added) selectCommunity(added);
 }
@@ -427,6 +433,9 @@ class Community {
     if (m.type !== "update") return;
     const d = m.data;
     const key = `${d.path}/${d.name}`;
+    // Two entries may name channels alike (two communities both have
+    // General/general): in view means this community's channel.
+    const inView = view.channel && view.com === this && view.key === key;
     switch (d.result) {
       case "interactables_changed":
         this.tree = d.payload.interactables;
@@ -437,14 +446,14 @@ class Community {
         loadMembers(this);
         break;
       case "message_live":
-        if (view.channel && view.key === key) view.queue(d.payload);
-        else this.unread.add(key);
+        if (inView) view.queue(d.payload);
+        else this.unread.add(key), state.current !== this && nextFrame(renderCommunities);
         seen(this, d.payload.sender_id);
         if (wantsNotification(this, key, d.payload)) notifyMessage(this, d, d.payload);
         break;
       case "message_edited":
       case "message_deleted":
-        if (view.key === key) view.change(d.result, d.payload);
+        if (inView) view.change(d.result, d.payload);
         break;
       case "typing":
         seen(this, d.payload.user_id);
@@ -559,7 +568,7 @@ function renderTree() {
         label.setAttribute("aria-expanded", String(!com.collapsed.has(key)));
         if (com.collapsed.has(key)) li.classList.add("collapsed");
       }
-      if (view.key === key) label.classList.add("on");
+      if (view.com === com && view.key === key) label.classList.add("on");
       if (com.unread.has(key)) li.classList.add("unread");
       const activate = () => {
         if (ch.codec === "category") com.collapsed.has(key) ? com.collapsed.delete(key) : com.collapsed.add(key), renderTree();
@@ -567,7 +576,8 @@ function renderTree() {
         else if (ch.codec === "voice") joinVoice(com, path, name);
       };
       label.onclick = activate;
-      label.onkeydown = (ev) => ev.key === "Enter" && activate();
+      // A role=button answers Enter and Space, as a button does.
+      label.onkeydown = (ev) => (ev.key === "Enter" || ev.key === " ") && (ev.preventDefault(), activate());
       li.append(label);
       if (ch.codec === "category" && !com.collapsed.has(key)) {
         const sub = el("ul");

@@ -29,10 +29,14 @@ after(async () => {
 // A context in a fixed locale and time zone, so the test can say what the
 // times and dates must read.
 const LOCALE = "de-DE", ZONE = "Europe/Berlin";
+// Whatever the strict CSP refused on any page of this file (an inline
+// style, a fetched font): the last test says none was.
+const refused = [];
 async function open(name, { width = 1100, height = 700, colorScheme = "light", permissions = [] } = {}) {
   const ctx = await browser.newContext({ viewport: { width, height }, locale: LOCALE, timezoneId: ZONE, colorScheme, permissions });
   const p = await ctx.newPage();
   p.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
+  p.on("console", (m) => /Content Security Policy/.test(m.text()) && refused.push(`[${name}] ${m.text()}`));
   await p.goto(srv.base + "/");
   return p;
 }
@@ -348,4 +352,33 @@ test("a phone-sized screen shows one pane at a time, by touch and keyboard", asy
     assert.deepEqual(await shown(), [".rail", ".channels"]);
     await p.context().close();
   }
+});
+
+test("a community with unread messages is marked in the rail, and Space opens it", async () => {
+  const { owner, friend } = pages;
+  // A second entry for the same community is a second socket, so the
+  // owner can look at one while a message arrives in the other.
+  await joinWith(owner, srv.invites[1], "Again");
+  await openGeneral(owner);
+  await send(friend, "a message for the other entry");
+  await owner.waitForSelector('#community-list li.unread:has-text("Home")');
+  assert.equal(await owner.getAttribute('#community-list li.unread', "title"), "Home (unread)");
+  assert.equal(await owner.locator('#community-list li.unread:has-text("Again")').count(), 0, "the community in view is not marked");
+  await owner.focus('#community-list li:has-text("Home")');
+  await owner.keyboard.press(" ");
+  await owner.waitForSelector('#community-list li.on:has-text("Home")');
+  await owner.waitForSelector('#tree li.unread [role="button"]:has-text("# general")');
+  assert.equal(await owner.locator("#community-list li.unread").count(), 0);
+  await owner.focus('#tree [role="button"]:has-text("# general")');
+  await owner.keyboard.press(" ");
+  await owner.waitForSelector('#messages li:has-text("a message for the other entry")');
+  assert.equal(await owner.locator("#tree li.unread").count(), 0);
+});
+
+test("the strict CSP refused nothing the page did", async () => {
+  assert.deepEqual(refused, []);
+  // Control: an inline style is refused, and the listener hears it.
+  const heard = pages.owner.waitForEvent("console", (m) => /Content Security Policy/.test(m.text()));
+  await pages.owner.evaluate(() => document.body.append(Object.assign(document.createElement("div"), { innerHTML: '<p style="color: red">x</p>' })));
+  await heard;
 });
