@@ -293,6 +293,7 @@ function renderCommunities() {
   }
   // Someone with an empty list has one thing to do: join.
   if (!state.entries.length) showJoin(true);
+  renderEmpty();
 }
 
 // showJoin opens or closes the join panel by the rail's + button.
@@ -483,6 +484,9 @@ async function selectCommunity(entry) {
     state.communities.set(entry.entryID, com);
   }
   state.current = com;
+  // The administration shown was the previous community's.
+  $("admin").hidden = true;
+  $("messages").hidden = $("typing").hidden = false;
   view.close();
   render();
   loadMembers(com);
@@ -495,6 +499,15 @@ function render() {
   $("me-person").replaceChildren(personNode(person(state.current, state.me.userID)));
   renderTree();
   renderMembers();
+}
+
+// renderEmpty says what to do next where the channel would be, while
+// neither a channel nor the administration is open.
+function renderEmpty() {
+  const box = $("empty");
+  box.hidden = !!view.channel || !$("admin").hidden;
+  box.textContent = state.current ? "Pick a text channel to read it, or a voice channel to join it."
+    : state.entries.length ? "Pick a community on the left." : "Join a community with the invite link a friend sent you.";
 }
 
 // --- the member column -------------------------------------------------------------
@@ -667,6 +680,7 @@ const view = {
     com.unread.delete(this.key);
     $("admin").hidden = true;
     $("messages").hidden = $("typing").hidden = false;
+    $("empty").hidden = true;
     $("channel-name").textContent = `# ${name}`;
     $("channel-name").title = name;
     $("composer").hidden = false;
@@ -689,6 +703,7 @@ const view = {
     $("messages").replaceChildren();
     $("channel-name").textContent = "";
     closeEmoji();
+    renderEmpty();
   },
   node(msg) {
     const who = person(this.com, msg.sender_id);
@@ -1086,7 +1101,7 @@ async function renderAdmin() {
   setPane("channel");
   $("channel-name").textContent = "Administer";
   // The pane is the administration's alone until a channel is opened.
-  $("messages").hidden = $("typing").hidden = true;
+  $("messages").hidden = $("typing").hidden = $("empty").hidden = true;
   const box = $("admin");
   box.hidden = false;
   box.replaceChildren(); // the pane's header says "Administer"

@@ -66,7 +66,10 @@ test("four columns: communities, channels, messages, members", async () => {
   const friend = (pages.friend = await open("friend"));
   await loginWithKey(friend, friendKey);
   await joinWith(friend, srv.invites[1], "Friends");
+  // Until a channel is open, its column says what to do.
+  assert.equal(await owner.textContent("#empty"), "Pick a text channel to read it, or a voice channel to join it.");
   for (const p of [owner, friend]) await openGeneral(p);
+  assert.ok(await owner.isHidden("#empty"));
   const [rail, channels, channel, members] = await Promise.all([".rail", ".channels", ".channel", ".members"].map((s) => box(owner, s)));
   assert.ok(rail.right <= channels.left + 0.5 && channels.right <= channel.left + 0.5 && channel.right <= members.left + 0.5, "the columns are side by side, in order");
   assert.ok(channel.width > 400, `the message column is ${channel.width}px wide`);
