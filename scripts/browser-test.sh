@@ -6,12 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # certutil (libnss3-tools) puts the TLS test's CA into Chromium's NSS
-# database; openssl makes that CA.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v certutil >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-  echo "installing Debian's chromium, libnss3-tools and openssl" >&2
+# database; openssl makes that CA; sqlite3 dates messages back for the
+# test of day dividers; the emoji font makes the emoji picker's
+# screenshots show emoji rather than empty boxes.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v certutil >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 || ! command -v sqlite3 >/dev/null 2>&1 ||
+  [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+  echo "installing Debian's chromium, libnss3-tools, openssl, sqlite3 and fonts-noto-color-emoji" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends chromium fonts-liberation libnss3-tools openssl >/dev/null
+  apt-get install -y -q --no-install-recommends chromium fonts-liberation libnss3-tools openssl sqlite3 fonts-noto-color-emoji >/dev/null
 fi
 (cd web/test/e2e && npm ci --no-audit --no-fund --silent)
 work=$(mktemp -d)
@@ -19,4 +22,4 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/iotad" ./cmd/iotad
 export IOTAD_BIN="$work/iotad" CHROMIUM="$(command -v chromium)"
 export SCREENSHOTS="${SCREENSHOTS:-$PWD/test-output/screenshots}"
-node --test --test-concurrency=1 web/test/e2e/app.test.js web/test/e2e/impersonation.test.js web/test/e2e/insecure.test.js web/test/e2e/tls.test.js
+node --test --test-concurrency=1 web/test/e2e/app.test.js web/test/e2e/layout.test.js web/test/e2e/impersonation.test.js web/test/e2e/insecure.test.js web/test/e2e/tls.test.js

@@ -159,6 +159,54 @@ async function pinFor(url, given, givenBy) {
   return { pinned: (await loadPin(url)) || "", pinnedBy: "first use" };
 }
 
+
+// --- people ---------------------------------------------------------------------
+
+// Words for the names the page makes up until the server carries display
+// names: an adjective and an animal, picked by a hash of the user id, so
+// a person has the same name on every page and device.
+const ADJECTIVES = ["Amber", "Azure", "Brave", "Bright", "Calm", "Clever", "Coral", "Cosy", "Dapper", "Eager", "Fancy", "Gentle",
+  "Golden", "Happy", "Hazel", "Indigo", "Jolly", "Keen", "Lively", "Lucky", "Mellow", "Misty", "Nimble", "Olive", "Plucky",
+  "Quiet", "Rapid", "Rosy", "Sandy", "Silver", "Sunny", "Swift", "Tidy", "Violet", "Witty", "Zesty"];
+const ANIMALS = ["Badger", "Beaver", "Bison", "Crane", "Dingo", "Dolphin", "Falcon", "Ferret", "Finch", "Fox", "Gecko", "Heron",
+  "Ibis", "Koala", "Lemur", "Lynx", "Marten", "Moose", "Newt", "Otter", "Owl", "Panda", "Puffin", "Quail", "Raven", "Robin",
+  "Seal", "Stoat", "Swan", "Tapir", "Toucan", "Walrus", "Wombat", "Yak", "Zebra", "Hare"];
+const HUES = 12; // .hue0 … .hue11 in app.css, each checked for contrast with white
+
+// hash is 32-bit FNV-1a: small, stable across browsers, and spread well
+// enough for picking a name and a colour.
+function hash(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+const initials = (name) => name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join("");
+
+// person is how the page shows a member: the one place that turns a user
+// id into a name and an avatar. When the server sends display names and
+// avatars (issue 13), they go into com.profiles and show everywhere.
+function person(com, userID) {
+  const id = String(userID);
+  const profile = com?.profiles?.get(id) || {};
+  const h = hash(id);
+  const name = profile.name || `${ADJECTIVES[h % ADJECTIVES.length]} ${ANIMALS[Math.floor(h / ADJECTIVES.length) % ANIMALS.length]}`;
+  return { id, name, avatar: profile.avatar || "", hue: (h >>> 20) % HUES, me: id === state.me?.userID };
+}
+
+// avatarNode is a picture when the person has one, else initials on
+// their colour. No network: the colour and letters come from the id.
+function avatarNode(p, label = p.name) {
+  const a = el("span", { className: `avatar hue${p.hue}`, ariaHidden: "true" });
+  if (p.avatar) a.append(el("img", { src: p.avatar, alt: "" }));
+  else a.textContent = initials(label) || "?";
+  return a;
+}
+
+function personNode(p, suffix = "") {
+  return el("span", { className: "person", title: `${p.name}${suffix}\n${p.id}` }, avatarNode(p), el("span", { className: "name", textContent: p.name + suffix }));
+}
+
 // --- the Iota ---------------------------------------------------------------
 
 const state = { me: null, iota: null, listKey: null, entries: [], communities: new Map(), current: null, backoff: 500 };
@@ -220,22 +268,39 @@ function renderCommunities() {
   const ul = $("community-list");
   ul.replaceChildren();
   for (const e of state.entries) {
-    const li = el("li", { tabIndex: 0, textContent: e.title, title: e.address });
+    const li = el("li", { tabIndex: 0, title: e.title });
     li.dataset.entry = e.entryID;
-    if (state.current?.entry.entryID === e.entryID) li.className = "on";
-    const remove = el("button", { className: "quiet", textContent: "×", title: "Remove from my list", ariaLabel: `Remove ${e.title}` });
+    const on = state.current?.entry.entryID === e.entryID;
+    if (on) li.className = "on", li.setAttribute("aria-current", "true");
+    // Unread in a community one is not looking at marks its icon too.
+    if (!on && state.communities.get(e.entryID)?.unread.size) li.classList.add("unread"), (li.title = `${e.title} (unread)`);
+    // A community's icon: its initials on a colour from its address, the
+    // same on every device because the address is in the sealed entry.
+    const icon = { name: e.title, hue: hash(e.address || e.entryID) % HUES, avatar: "" };
+    const remove = el("button", { className: "remove", textContent: "×", title: "Remove from my list", ariaLabel: `Remove ${e.title}` });
     remove.onclick = async (ev) => {
       ev.stopPropagation();
       await state.iota.request("remove_community", { entry_id: e.entryID }).catch((err) => say(explain(err)));
       loadCommunities();
     };
-    li.append(" ", remove);
+    li.append(avatarNode(icon), el("span", { className: "sr-only", textContent: e.title }), remove);
     li.onclick = li.onkeydown = (ev) => {
-      if (ev.type === "keydown" && ev.key !== "Enter") return;
+      if (ev.type === "keydown" && ((ev.key !== "Enter" && ev.key !== " ") || ev.target !== li)) return;
+      ev.preventDefault();
       selectCommunity(e);
     };
     ul.append(li);
   }
+  // Someone with an empty list has one thing to do: join.
+  if (!state.entries.length) showJoin(true);
+  renderEmpty();
+}
+
+// showJoin opens or closes the join panel by the rail's + button.
+function showJoin(open) {
+  $("join-panel").hidden = !open;
+  $("join-button").setAttribute("aria-expanded", String(open));
+  if (open) $("invite").focus();
 }
 
 // parseAddress reads tensamin://host:port/?invite=…&key=…&tls=1, as
@@ -277,9 +342,13 @@ async function addCommunity(inviteText, title) {
   for (const [field, value] of [["community_address", com.entry.address], ["community_title", com.entry.title], ["position", String(state.entries.length)]]) {
     sealed[field] = await c.seal(state.listKey, field, value);
   }
+  // The new entry is the one not listed before: the list may already
+  // hold the same address under another name.
+  const known = new Set(state.entries.map((e) => e.entryID));
   await state.iota.request("add_community", sealed);
   await loadCommunities();
-  const added = state.entries.find((e) => e.address === com.entry.address);
+  const added = state.entries.find((e) => !known.has(e.entryID) && e.address === com.entry.address);
+  showJoin(false);
   if (added) selectCommunity(added);
 }
 
@@ -294,6 +363,10 @@ class Community {
     this.unread = new Set();
     this.collapsed = new Set();
     this.typing = new Map();
+    // user id → {name, avatar} once the server sends display names; read
+    // only by person().
+    this.profiles = new Map();
+    this.members = new Map();
   }
   async connect(invite) {
     this.url = socketURL(this.addr);
@@ -348,6 +421,7 @@ class Community {
     say("");
     if (state.current !== this) return;
     render();
+    loadMembers(this);
     if (view.com === this && view.channel) view.open(this, view.channel.path, view.channel.name);
   }
   fn(path, name, codec, func, payload) {
@@ -360,6 +434,9 @@ class Community {
     if (m.type !== "update") return;
     const d = m.data;
     const key = `${d.path}/${d.name}`;
+    // Two entries may name channels alike (two communities both have
+    // General/general): in view means this community's channel.
+    const inView = view.channel && view.com === this && view.key === key;
     switch (d.result) {
       case "interactables_changed":
         this.tree = d.payload.interactables;
@@ -367,16 +444,20 @@ class Community {
         break;
       case "role_changed":
         if (d.payload.user_id === state.me.userID) this.role = d.payload.role;
+        loadMembers(this);
         break;
       case "message_live":
-        if (view.channel && view.key === key) view.append(d.payload);
-        else this.unread.add(key);
+        if (inView) view.queue(d.payload);
+        else this.unread.add(key), state.current !== this && nextFrame(renderCommunities);
+        seen(this, d.payload.sender_id);
+        if (wantsNotification(this, key, d.payload)) notifyMessage(this, d, d.payload);
         break;
       case "message_edited":
       case "message_deleted":
-        if (view.key === key) view.change(d.result, d.payload);
+        if (inView) view.change(d.result, d.payload);
         break;
       case "typing":
+        seen(this, d.payload.user_id);
         this.typing.set(`${key}|${d.payload.user_id}`, Date.now());
         setTimeout(renderTyping, 4100);
         break;
@@ -386,7 +467,7 @@ class Community {
         break;
     }
     if (state.current === this && d.result !== "typing" && !d.result.startsWith("message_")) renderTree();
-    if (d.result === "message_live" || d.result === "typing") renderTyping(), renderTree();
+    if (d.result === "message_live" || d.result === "typing") nextFrame(renderTyping), nextFrame(renderTree);
   }
 }
 
@@ -403,15 +484,84 @@ async function selectCommunity(entry) {
     state.communities.set(entry.entryID, com);
   }
   state.current = com;
+  // The administration shown was the previous community's.
+  $("admin").hidden = true;
+  $("messages").hidden = $("typing").hidden = false;
   view.close();
   render();
+  loadMembers(com);
 }
 
 function render() {
   renderCommunities();
   $("community-name").textContent = state.current?.entry.title || "";
   $("admin-button").hidden = !state.current || state.current.role === "member";
+  $("me-person").replaceChildren(personNode(person(state.current, state.me.userID)));
   renderTree();
+  renderMembers();
+}
+
+// renderEmpty says what to do next where the channel would be, while
+// neither a channel nor the administration is open.
+function renderEmpty() {
+  const box = $("empty");
+  box.hidden = !!view.channel || !$("admin").hidden;
+  box.textContent = state.current ? "Pick a text channel to read it, or a voice channel to join it."
+    : state.entries.length ? "Pick a community on the left." : "Join a community with the invite link a friend sent you.";
+}
+
+// --- the member column -------------------------------------------------------------
+
+const ROLES = [["owner", "Owner"], ["admin", "Admins"], ["moderator", "Moderators"], ["member", "Members"]];
+
+// loadMembers asks for the member list. The protocol has no presence
+// push yet: "online" is as of this call, brought up to date when a
+// member acts (seen), when the page comes back into view and once a
+// minute. A lost connection says so itself, so its error is not repeated.
+async function loadMembers(com) {
+  if (!com?.sock) return;
+  const sock = (com.membersLoading = com.sock);
+  const r = await com.root("list_members").catch((err) => (err.type !== "closed" && say(explain(err)), null));
+  if (com.membersLoading === sock) com.membersLoading = null;
+  if (!r) return;
+  com.members = new Map(r.data.payload.members.filter((m) => !m.banned).map((m) => [m.user_id, m]));
+  if (state.current === com) renderMembers();
+}
+
+// seen marks someone who just spoke or typed as online; someone not in
+// the list has just joined, so the list is fetched again, once at a time
+// however fast a newcomer writes.
+function seen(com, userID) {
+  const m = com.members.get(userID);
+  if (!m) return com.membersLoading !== com.sock && loadMembers(com);
+  if (m.online) return;
+  m.online = true;
+  if (state.current === com) renderMembers();
+}
+
+function renderMembers() {
+  const com = state.current;
+  const box = $("member-list");
+  box.replaceChildren();
+  if (!com) return;
+  let online = 0;
+  for (const [role, heading] of ROLES) {
+    const people = [...com.members.values()].filter((m) => m.role === role).map((m) => ({ m, p: person(com, m.user_id) }));
+    if (!people.length) continue;
+    // Online first, then by name, as Discord and Stoat list them.
+    people.sort((a, b) => (b.m.online - a.m.online) || a.p.name.localeCompare(b.p.name));
+    const ul = el("ul");
+    for (const { m, p } of people) {
+      online += m.online ? 1 : 0;
+      const li = el("li", { className: m.online ? "online" : "offline" }, personNode(p, p.me ? " (you)" : ""));
+      li.dataset.user = m.user_id;
+      li.dataset.role = role;
+      li.querySelector(".person").title += m.online ? "\nonline" : "\noffline";
+      ul.append(li);
+    }
+    box.append(el("h3", { textContent: `${heading} — ${people.length}` }), ul);
+  }
+  $("members-title").textContent = com.members.size ? `Members — ${online} online` : "Members";
 }
 
 // --- the channel tree ------------------------------------------------------------
@@ -425,9 +575,13 @@ function renderTree() {
     for (const [name, ch] of Object.entries(obj)) {
       const key = `${path}/${name}`;
       const li = el("li", { className: ch.codec });
-      const label = el("span", { tabIndex: 0, textContent: (ch.codec === "voice" ? "♪ " : ch.codec === "text" ? "# " : "") + name });
+      const label = el("span", { tabIndex: 0, title: name, textContent: (ch.codec === "voice" ? "♪ " : ch.codec === "text" ? "# " : "") + name });
       label.setAttribute("role", "button");
-      if (view.key === key) label.classList.add("on");
+      if (ch.codec === "category") {
+        label.setAttribute("aria-expanded", String(!com.collapsed.has(key)));
+        if (com.collapsed.has(key)) li.classList.add("collapsed");
+      }
+      if (view.com === com && view.key === key) label.classList.add("on");
       if (com.unread.has(key)) li.classList.add("unread");
       const activate = () => {
         if (ch.codec === "category") com.collapsed.has(key) ? com.collapsed.delete(key) : com.collapsed.add(key), renderTree();
@@ -435,7 +589,8 @@ function renderTree() {
         else if (ch.codec === "voice") joinVoice(com, path, name);
       };
       label.onclick = activate;
-      label.onkeydown = (ev) => ev.key === "Enter" && activate();
+      // A role=button answers Enter and Space, as a button does.
+      label.onkeydown = (ev) => (ev.key === "Enter" || ev.key === " ") && (ev.preventDefault(), activate());
       li.append(label);
       if (ch.codec === "category" && !com.collapsed.has(key)) {
         const sub = el("ul");
@@ -446,9 +601,10 @@ function renderTree() {
         const users = el("ul", { className: "voice-users" });
         for (const [uid, u] of Object.entries(ch.data.active_users || {})) {
           const speaking = com.speaking?.has(uid);
-          const li = el("li", { className: speaking ? "speaking" : "", textContent: `${short(uid)}${u.state !== "active" ? ` (${u.state})` : ""}` });
+          const who = person(com, uid);
+          const li = el("li", { className: speaking ? "speaking" : "" }, personNode(who, u.state !== "active" ? ` (${u.state})` : ""));
           if (u.streaming && uid !== state.me.userID && call.sock) {
-            const watch = el("button", { textContent: "watch", ariaLabel: `Watch ${short(uid)}'s screen` });
+            const watch = el("button", { textContent: "watch", ariaLabel: `Watch ${who.name}'s screen` });
             watch.onclick = () => call.sock.request("watch_stream", { user_id: uid }).catch((err) => say(explain(err)));
             li.append(watch);
           }
@@ -462,8 +618,6 @@ function renderTree() {
   walk(com.tree, "", root);
 }
 
-const short = (id) => (id === state.me.userID ? "you" : String(id).slice(0, 8));
-
 function renderTyping() {
   const com = state.current;
   const now = Date.now();
@@ -471,7 +625,7 @@ function renderTyping() {
   if (com) {
     for (const [k, t] of com.typing) {
       if (now - t > 4000) com.typing.delete(k);
-      else if (k.startsWith(`${view.key}|`)) who.push(short(k.split("|")[1]));
+      else if (k.startsWith(`${view.key}|`)) who.push(person(com, k.split("|")[1]).name);
     }
   }
   $("typing").textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
@@ -480,9 +634,44 @@ function renderTyping() {
 // --- a text channel: history paged with before, a bounded number of nodes -----
 
 const MAX_NODES = 300;
+// A run of one author's messages shares one header while each follows
+// the last by at most this long (Discord uses about seven minutes).
+const GROUP_MS = 7 * 60 * 1000;
+// In the person's locale and time zone: undefined is the browser's own.
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+const dayOf = (ms) => new Date(ms).toDateString();
+
+// decorate marks li as the start of a day (it shows the divider) and of
+// a run of one author (it shows avatar, name and time), from the message
+// before it. Called for every li whose predecessor changed.
+function decorate(li) {
+  if (!li) return;
+  const prev = li.previousElementSibling;
+  const t = Number(li.dataset.time);
+  const newDay = !prev || dayOf(Number(prev.dataset.time)) !== dayOf(t);
+  const first = newDay || prev.dataset.sender !== li.dataset.sender || t - Number(prev.dataset.time) > GROUP_MS;
+  li.classList.toggle("newday", newDay);
+  li.classList.toggle("first", first);
+}
+
+// nextFrame runs fn once before the next paint however often it is asked
+// for meanwhile: a burst of live messages is laid out once, not once each.
+const frameWork = new Set();
+function nextFrame(fn) {
+  if (!frameWork.size) requestAnimationFrame(() => {
+    const fns = [...frameWork];
+    frameWork.clear();
+    for (const f of fns) f();
+  });
+  frameWork.add(fn);
+}
+
 const view = {
   channel: null,
   key: "",
+  incoming: [],
   async open(com, path, name) {
     this.close();
     this.com = com;
@@ -490,14 +679,18 @@ const view = {
     this.key = `${path}/${name}`;
     com.unread.delete(this.key);
     $("admin").hidden = true;
+    $("messages").hidden = $("typing").hidden = false;
+    $("empty").hidden = true;
     $("channel-name").textContent = `# ${name}`;
+    $("channel-name").title = name;
     $("composer").hidden = false;
     $("messages").replaceChildren();
+    setPane("channel");
     renderTree();
     const m = await com.fn(path, name, "text", "get_messages", { loaded_messages: 0, amount: 50 }).catch((err) => say(explain(err)));
     if (!m) return;
     this.more = m.data.payload.has_more;
-    for (const msg of m.data.payload.messages) this.append(msg, true);
+    this.append(m.data.payload.messages, true);
     const list = $("messages");
     list.scrollTop = list.scrollHeight;
     $("message").focus();
@@ -505,17 +698,26 @@ const view = {
   close() {
     this.channel = null;
     this.key = "";
+    this.incoming = [];
     $("composer").hidden = true;
     $("messages").replaceChildren();
     $("channel-name").textContent = "";
+    closeEmoji();
+    renderEmpty();
   },
   node(msg) {
-    const li = el("li");
+    const who = person(this.com, msg.sender_id);
+    const at = new Date(msg.send_time);
+    const li = el("li", { className: "msg" });
     li.dataset.id = msg.message_id;
     li.dataset.sender = msg.sender_id;
-    const when = new Date(msg.send_time).toLocaleTimeString();
-    li.append(el("span", { className: "who", textContent: short(msg.sender_id) }), el("span", { className: "body", textContent: msg.message }), " ",
-      el("span", { className: "when", textContent: when }), el("span", { className: "edited", textContent: msg.edited_at ? " (edited)" : "" }));
+    li.dataset.time = msg.send_time;
+    const day = el("div", { className: "day", textContent: dayFormat.format(at) });
+    day.setAttribute("role", "separator");
+    const time = (className) => el("time", { className, dateTime: at.toISOString(), title: fullFormat.format(at), textContent: timeFormat.format(at) });
+    const head = el("div", { className: "head" }, el("span", { className: "who", textContent: who.name, title: who.id }), time("when"));
+    const text = el("div", { className: "text" }, el("span", { className: "body", textContent: msg.message }), " ",
+      el("span", { className: "edited", textContent: msg.edited_at ? "(edited)" : "" }));
     const actions = el("span", { className: "actions" });
     const mine = msg.sender_id === state.me.userID;
     if (mine) {
@@ -531,21 +733,41 @@ const view = {
       del.onclick = () => this.com.fn(this.channel.path, this.channel.name, "text", "delete_message", { message_id: msg.message_id }).catch((err) => say(explain(err)));
       actions.append(del);
     }
-    li.prepend(actions);
+    li.append(day, avatarNode(who), head, time("gutter-time"), text);
+    if (actions.childElementCount) li.append(actions);
     return li;
   },
-  append(msg, quiet) {
+  // queue takes a live message; flush puts what came since the last
+  // frame into the list in one go.
+  queue(msg) {
+    this.incoming.push(msg);
+    nextFrame(this.flush);
+  },
+  flush() {
+    const msgs = view.incoming.splice(0);
+    if (msgs.length) view.append(msgs);
+  },
+  append(msgs, quiet) {
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    list.append(this.node(msg));
-    while (list.children.length > MAX_NODES) list.firstElementChild.remove(), (this.more = true);
+    if (msgs.length > MAX_NODES) this.more = true;
+    const nodes = msgs.slice(-MAX_NODES).map((msg) => this.node(msg));
+    list.append(...nodes);
+    for (const li of nodes) decorate(li);
+    let dropped = false;
+    while (list.children.length > MAX_NODES) list.firstElementChild.remove(), (this.more = true), (dropped = true);
+    if (dropped) decorate(list.firstElementChild);
     if (atBottom || quiet) list.scrollTop = list.scrollHeight;
   },
   change(result, p) {
+    this.flush();
     const li = $("messages").querySelector(`li[data-id="${p.message_id}"]`);
     if (!li) return;
-    if (result === "message_deleted") li.remove();
-    else (li.querySelector(".body").textContent = p.message), (li.querySelector(".edited").textContent = " (edited)");
+    if (result === "message_deleted") {
+      const next = li.nextElementSibling;
+      li.remove();
+      decorate(next);
+    } else (li.querySelector(".body").textContent = p.message), (li.querySelector(".edited").textContent = "(edited)");
   },
   async older() {
     if (!this.channel || !this.more || this.loading) return;
@@ -557,9 +779,10 @@ const view = {
     if (!m) return;
     const list = $("messages");
     const height = list.scrollHeight;
-    const frag = document.createDocumentFragment();
-    for (const msg of m.data.payload.messages) frag.append(this.node(msg));
-    list.prepend(frag);
+    const nodes = m.data.payload.messages.map((msg) => this.node(msg));
+    list.prepend(...nodes);
+    for (const li of nodes) decorate(li);
+    decorate(first);
     this.more = m.data.payload.has_more;
     // Keep the number of nodes bounded: drop the newest; the newest page
     // comes back when the channel is opened again.
@@ -567,6 +790,13 @@ const view = {
     list.scrollTop = list.scrollHeight - height;
   },
 };
+
+// setPane picks what a phone shows: "nav" (communities and channels),
+// "channel" or "members". Wider screens show them side by side and only
+// keep the value for when the window narrows.
+function setPane(pane) {
+  $("app").dataset.pane = pane;
+}
 
 // --- voice -----------------------------------------------------------------------
 
@@ -698,6 +928,143 @@ async function setVoiceState() {
   await call.com.fn(call.path, call.name, "voice", "set_state", { state: s }).catch((err) => say(explain(err)));
 }
 
+// --- emoji --------------------------------------------------------------------------
+
+// The common set Discord and Slack put first; built in, so nothing is
+// fetched. Names are what a screen reader says and the picker shows.
+const EMOJI = [
+  ["😀", "grinning face"], ["😂", "face with tears of joy"], ["🙂", "slightly smiling face"], ["😉", "winking face"],
+  ["😊", "smiling face with smiling eyes"], ["😍", "smiling face with heart-eyes"], ["😎", "smiling face with sunglasses"], ["🤔", "thinking face"],
+  ["😅", "grinning face with sweat"], ["😢", "crying face"], ["😭", "loudly crying face"], ["😮", "face with open mouth"],
+  ["😡", "enraged face"], ["🥳", "partying face"], ["😴", "sleeping face"], ["🙃", "upside-down face"],
+  ["👍", "thumbs up"], ["👎", "thumbs down"], ["👏", "clapping hands"], ["🙌", "raising hands"],
+  ["🙏", "folded hands"], ["👋", "waving hand"], ["💪", "flexed biceps"], ["👀", "eyes"],
+  ["❤️", "red heart"], ["💔", "broken heart"], ["🔥", "fire"], ["✨", "sparkles"],
+  ["🎉", "party popper"], ["💯", "hundred points"], ["✅", "check mark button"], ["❌", "cross mark"],
+  ["⭐", "star"], ["⚡", "high voltage"], ["☕", "hot beverage"], ["🍕", "pizza"],
+  ["🎮", "video game"], ["🎵", "musical note"], ["🚀", "rocket"], ["💡", "light bulb"],
+  ["🐛", "bug"], ["🔒", "locked"], ["📌", "pushpin"], ["⏰", "alarm clock"],
+  ["🤝", "handshake"], ["🤷", "person shrugging"], ["🫡", "saluting face"], ["💀", "skull"],
+];
+const EMOJI_COLUMNS = 8; // as in app.css .emoji-picker .grid
+
+// emojiPicker is a grid of emoji buttons for onPick(emoji): one Tab stop,
+// arrow keys move, Enter or Space picks, Escape closes. Made for
+// reactions too (issue 13); today the composer uses it.
+function emojiPicker(onPick, onClose) {
+  const label = el("p", { className: "label", ariaLive: "polite" });
+  const grid = el("div", { className: "grid" });
+  grid.setAttribute("role", "grid");
+  const buttons = EMOJI.map(([emoji, name], i) => {
+    const b = el("button", { type: "button", textContent: emoji, title: name, ariaLabel: name, tabIndex: i ? -1 : 0 });
+    b.onclick = () => onPick(emoji);
+    b.onfocus = () => (label.textContent = name);
+    return b;
+  });
+  grid.append(...buttons);
+  const box = el("div", { className: "popover emoji-picker" }, label, grid);
+  box.setAttribute("role", "dialog");
+  box.setAttribute("aria-label", "Emoji");
+  const move = (to) => {
+    const i = Math.max(0, Math.min(buttons.length - 1, to));
+    for (const b of buttons) b.tabIndex = -1;
+    buttons[i].tabIndex = 0;
+    buttons[i].focus();
+  };
+  box.onkeydown = (ev) => {
+    const i = buttons.indexOf(document.activeElement);
+    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: EMOJI_COLUMNS, ArrowUp: -EMOJI_COLUMNS }[ev.key];
+    if (ev.key === "Escape") onClose();
+    else if (step && i >= 0) move(i + step);
+    else if (ev.key === "Home") move(0);
+    else if (ev.key === "End") move(buttons.length - 1);
+    else return;
+    ev.preventDefault();
+    ev.stopPropagation();
+  };
+  box.focusFirst = () => move(0);
+  return box;
+}
+
+const emoji = { box: null };
+
+function openEmoji() {
+  if (emoji.box) return closeEmoji();
+  const button = $("emoji-button");
+  const box = (emoji.box = emojiPicker((e) => (insertIntoComposer(e), closeEmoji()), () => closeEmoji()));
+  document.body.append(box);
+  // Above the button, kept on screen; set through the CSSOM, which the
+  // page's CSP allows (a style attribute it would not).
+  const r = button.getBoundingClientRect();
+  box.style.left = `${Math.max(8, Math.min(r.left, innerWidth - box.offsetWidth - 8))}px`;
+  box.style.top = `${Math.max(8, r.top - box.offsetHeight - 8)}px`;
+  button.setAttribute("aria-expanded", "true");
+  box.focusFirst();
+}
+
+function closeEmoji() {
+  if (!emoji.box) return;
+  emoji.box.remove();
+  emoji.box = null;
+  $("emoji-button").setAttribute("aria-expanded", "false");
+  if (!$("composer").hidden) $("message").focus();
+}
+
+// insertIntoComposer puts text where the caret is, replacing a selection.
+function insertIntoComposer(text) {
+  const input = $("message");
+  const start = input.selectionStart ?? input.value.length;
+  const end = input.selectionEnd ?? start;
+  input.setRangeText(text, start, end, "end");
+  input.focus();
+}
+
+// --- desktop notifications ------------------------------------------------------------
+
+// The permission is asked once, from the button, and the answer kept, so
+// the page never asks again on its own.
+const NOTIFY_ASKED = "iotad.notifications.asked";
+const canNotify = () => "Notification" in window;
+
+function renderNotifyButton() {
+  $("notify-button").hidden = !canNotify() || Notification.permission !== "default" || localStorage.getItem(NOTIFY_ASKED) !== null;
+}
+
+async function askNotifications() {
+  const answer = await Notification.requestPermission();
+  localStorage.setItem(NOTIFY_ASKED, answer);
+  renderNotifyButton();
+  say(answer === "granted" ? "Notifications are on while this page is in the background." : "Notifications stay off.");
+}
+
+// wantsNotification is the one place that decides whether a message is
+// worth a desktop notification: today anyone else's message while the
+// page is hidden. When the server marks mentions, a mention qualifies
+// and the rest may not; this is where that goes.
+function wantsNotification(com, key, msg) {
+  if (!canNotify() || Notification.permission !== "granted") return false;
+  if (msg.sender_id === state.me.userID) return false;
+  const inView = !document.hidden && view.com === com && view.key === key;
+  return !inView && document.hidden;
+}
+
+function notifyMessage(com, d, msg) {
+  const who = person(com, msg.sender_id);
+  let n;
+  try {
+    n = new Notification(`${who.name} in #${d.name} (${com.entry.title})`, { body: msg.message.slice(0, 200), tag: `${com.entry.entryID}/${d.path}/${d.name}` });
+  } catch {
+    return; // Chrome on Android allows them only from a service worker
+  }
+  n.onclick = () => {
+    window.focus();
+    state.current = com;
+    render();
+    view.open(com, d.path, d.name);
+    n.close();
+  };
+}
+
 // --- administration ----------------------------------------------------------------
 
 // fillChannels lists every channel of com in table, with rename, move and
@@ -731,9 +1098,13 @@ function fillChannels(com, table) {
 async function renderAdmin() {
   const com = state.current;
   view.close();
+  setPane("channel");
+  $("channel-name").textContent = "Administer";
+  // The pane is the administration's alone until a channel is opened.
+  $("messages").hidden = $("typing").hidden = $("empty").hidden = true;
   const box = $("admin");
   box.hidden = false;
-  box.replaceChildren(el("h2", { textContent: "Administer" }));
+  box.replaceChildren(); // the pane's header says "Administer"
   const fail = (err) => say(explain(err));
 
   const create = el("form", {}, el("h3", { textContent: "New channel" }));
@@ -748,7 +1119,7 @@ async function renderAdmin() {
   const uses = el("input", { type: "number", min: 1, value: 1, ariaLabel: "Uses" });
   const hours = el("input", { type: "number", min: 1, value: 168, ariaLabel: "Valid for hours" });
   const link = el("input", { readOnly: true, ariaLabel: "Invite link", className: "invite-link" });
-  inv.append("uses ", uses, " hours ", hours, el("button", { textContent: "Create invite" }), link);
+  inv.append(el("label", {}, "uses ", uses), el("label", {}, "hours ", hours), el("button", { textContent: "Create invite" }), link);
   inv.onsubmit = async (ev) => {
     ev.preventDefault();
     const r = await com.root("create_invite", { max_uses: +uses.value, expires_in: +hours.value * 3600 }).catch(fail);
@@ -758,7 +1129,7 @@ async function renderAdmin() {
 
   const channels = el("table", { id: "admin-channels" });
   fillChannels(com, channels);
-  box.append(el("h3", { textContent: "Channels" }), channels);
+  box.append(el("h3", { textContent: "Channels" }), el("div", { className: "table" }, channels));
 
   const invites = await com.root("list_invites").catch(() => null);
   if (invites) {
@@ -769,27 +1140,28 @@ async function renderAdmin() {
       table.append(el("tr", {}, el("td", { textContent: i.invite_id.slice(0, 8) }), el("td", { textContent: `${i.uses}/${i.max_uses}` }),
         el("td", { textContent: i.revoked ? "revoked" : new Date(i.expires_at).toLocaleString() }), el("td", {}, revoke)));
     }
-    box.append(el("h3", { textContent: "Invites" }), table);
+    box.append(el("h3", { textContent: "Invites" }), el("div", { className: "table" }, table));
   }
 
   const members = await com.root("list_members").catch(fail);
   if (members) {
     const table = el("table", {}, el("tr", {}, ...["member", "role", "online", ""].map((h) => el("th", { textContent: h }))));
     for (const m of members.data.payload.members) {
-      const role = el("select", { ariaLabel: `Role of ${short(m.user_id)}` }, ...["member", "moderator", "admin", "owner"].map((r) => el("option", { value: r, textContent: r, selected: r === m.role })));
+      const who = person(com, m.user_id);
+      const role = el("select", { ariaLabel: `Role of ${who.name}` }, ...["member", "moderator", "admin", "owner"].map((r) => el("option", { value: r, textContent: r, selected: r === m.role })));
       role.onchange = () => com.root("set_role", { user_id: m.user_id, role: role.value }).then(() => say("Role set."), fail);
       const kick = el("button", { textContent: "kick" });
       kick.onclick = () => com.root("kick", { user_id: m.user_id }).then(() => renderAdmin(), fail);
       const ban = el("button", { textContent: m.banned ? "unban" : "ban" });
       ban.onclick = () => com.root(m.banned ? "unban" : "ban", { user_id: m.user_id }).then(() => renderAdmin(), fail);
-      table.append(el("tr", {}, el("td", { textContent: short(m.user_id), title: m.user_id }), el("td", {}, role), el("td", { textContent: m.online ? "yes" : "" }), el("td", {}, kick, ban)));
+      table.append(el("tr", {}, el("td", {}, personNode(who)), el("td", {}, role), el("td", { textContent: m.online ? "yes" : "" }), el("td", {}, kick, ban)));
     }
-    box.append(el("h3", { textContent: "Members" }), table);
+    box.append(el("h3", { textContent: "Members" }), el("div", { className: "table" }, table));
   }
   const audit = await com.root("audit_log", { amount: 50 }).catch(() => null);
   if (audit) {
     const ol = el("ol", { className: "audit" });
-    for (const e of audit.data.payload.entries.reverse()) ol.append(el("li", { textContent: `${new Date(e.time).toLocaleString()} ${short(e.actor_id)} ${e.action} ${e.target}` }));
+    for (const e of audit.data.payload.entries.reverse()) ol.append(el("li", { textContent: `${new Date(e.time).toLocaleString()} ${person(com, e.actor_id).name} ${e.action} ${e.target}` }));
     box.append(el("h3", { textContent: "Audit log" }), ol);
   }
 }
@@ -800,6 +1172,7 @@ async function start(me) {
   state.me = me;
   state.listKey = await c.listKey(me.privateKey);
   await openIota();
+  $("me-person").replaceChildren(personNode(person(null, me.userID)));
   $("login").hidden = true;
   $("app").hidden = false;
 }
@@ -834,6 +1207,24 @@ function wire() {
       say(err.type ? explain(err) : err.message);
     }
   };
+  $("join-button").onclick = () => showJoin($("join-panel").hidden);
+  $("join-cancel").onclick = () => (showJoin(false), $("join-button").focus());
+  $("join-panel").onkeydown = (ev) => ev.key === "Escape" && (showJoin(false), $("join-button").focus());
+  $("emoji-button").onclick = () => openEmoji();
+  document.addEventListener("pointerdown", (ev) => {
+    if (emoji.box && !emoji.box.contains(ev.target) && ev.target !== $("emoji-button")) closeEmoji();
+  });
+  $("notify-button").onclick = () => askNotifications();
+  renderNotifyButton();
+  $("back-button").onclick = () => setPane("nav");
+  $("members-back").onclick = () => setPane("channel");
+  $("members-button").onclick = () => toggleMembers();
+  $("members-button").setAttribute("aria-pressed", String(!matchMedia("(max-width: 960px)").matches));
+  // Presence is not pushed (yet): coming back to the page refreshes it,
+  // and so does a minute passing while it is in view. One list_members a
+  // minute is the price until the server says who comes and goes.
+  document.addEventListener("visibilitychange", () => !document.hidden && loadMembers(state.current));
+  setInterval(() => !document.hidden && loadMembers(state.current), 60000);
   $("add-community").onsubmit = (ev) => {
     ev.preventDefault();
     addCommunity($("invite").value, $("title").value).then(() => ($("invite").value = $("title").value = ""), (err) => say(err.type ? explain(err) : err.message));
@@ -859,10 +1250,35 @@ function wire() {
   $("hangup").onclick = () => leaveVoice();
   $("share").onclick = () => shareScreen();
   $("admin-button").onclick = () => renderAdmin();
+  $("messages").addEventListener("click", (ev) => ev.target.closest(".who, .msg .avatar") && focusMember(ev.target.closest("li").dataset.sender));
   $("forget").onclick = async () => {
     await forgetKey();
     location.reload();
   };
+}
+
+// toggleMembers shows or hides the member column: on a phone it is a
+// pane of its own, in between it is off until asked for, on a wide
+// screen on until put away.
+function toggleMembers() {
+  const app = $("app");
+  let shown;
+  if (matchMedia("(max-width: 700px)").matches) {
+    setPane(app.dataset.pane === "members" ? "channel" : "members");
+    shown = app.dataset.pane === "members";
+  } else if (matchMedia("(max-width: 960px)").matches) shown = app.classList.toggle("members-shown");
+  else shown = !app.classList.toggle("members-hidden");
+  $("members-button").setAttribute("aria-pressed", String(shown));
+}
+
+// focusMember shows someone in the member column, from a click on their
+// name or avatar in a message.
+function focusMember(userID) {
+  const li = $("member-list").querySelector(`li[data-user="${CSS.escape(userID)}"]`);
+  if (!li) return;
+  li.tabIndex = -1;
+  li.scrollIntoView({ block: "nearest" });
+  li.focus();
 }
 
 // WebCrypto and the microphone exist only in a secure context (https, or

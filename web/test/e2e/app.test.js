@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { bin, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
+import { bin, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith, openJoin } from "./harness.js";
 
 let srv, base, data, invites, ownerKey, browser;
 
@@ -234,6 +234,7 @@ test("errors are shown in words", async () => {
   await p.fill("#token", token);
   await p.click("#register-button");
   await p.waitForSelector("#app:not([hidden])");
+  await openJoin(p);
   await p.fill("#invite", invites[0]);
   await p.click("#add-community button");
   await p.waitForFunction(() => document.getElementById("status").textContent.includes("That invite does not work"));

@@ -99,7 +99,15 @@ export async function loginWithKey(p, keyText) {
   });
 }
 
+// openJoin opens the join panel by the rail's + button, unless it is
+// open already (it opens by itself while the list is empty).
+export async function openJoin(p) {
+  if (!(await p.isVisible("#invite"))) await p.click("#join-button");
+  await p.waitForSelector("#invite", { state: "visible" });
+}
+
 export async function joinWith(p, invite, title) {
+  await openJoin(p);
   await p.fill("#invite", invite);
   await p.fill("#title", title);
   await p.click("#add-community button");

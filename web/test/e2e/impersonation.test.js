@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocketServer, WebSocket } from "ws";
-import { shots, startIotad, launchChromium, newPage, loginWithKey, joinWith, statusSays } from "./harness.js";
+import { shots, startIotad, launchChromium, newPage, loginWithKey, joinWith, openJoin, statusSays } from "./harness.js";
 
 let srv, browser, ownerKey, owner;
 // A test that hangs fails instead, with whatever it was waiting for.
@@ -113,6 +113,7 @@ for (const [target, path] of [["community A", "/"], ["the Iota", "/ws/iota"]]) {
       try {
         const answered = relay.nextAnswer().then(() => assert.fail("the page answered the relayed challenge"));
         await owner.evaluate(() => (document.getElementById("status").textContent = ""));
+        await openJoin(owner);
         await owner.fill("#invite", relay.invite);
         await owner.fill("#title", "Relay C");
         await owner.click("#add-community button");

@@ -9,7 +9,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { startIotad, loginWithKey, joinWith } from "./harness.js";
+import { startIotad, loginWithKey, joinWith, openJoin } from "./harness.js";
 
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 let srv, browser, dir;
@@ -71,6 +71,7 @@ test("over https on another name a person logs in, joins with a tls=1 invite, ch
   await p.waitForFunction(() => (window.__iotadCalls || []).some((pc) => pc.connectionState === "connected"), null, { timeout: 20000 });
   // The same invite without tls=1 names a ws:// community, which an https
   // page may not open: the page says so in words.
+  await openJoin(p);
   await p.fill("#invite", invite.replace("&tls=1", "").replace("127.0.0.1", "iotad.test"));
   await p.click("#add-community button");
   await p.waitForFunction(() => document.getElementById("status").textContent.includes("the browser blocks"));
