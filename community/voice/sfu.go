@@ -109,8 +109,17 @@ func New(cfg Config) (*SFU, error) {
 		conn.Close()
 		return nil, err
 	}
+	// pion's default set less its stats interceptor: nothing here reads
+	// GetStats, and recording every packet in and out was 7 % of the CPU
+	// of forwarding a 10-peer call. NACK (video only), RTCP reports, the
+	// mid/rid header extensions and TWCC feedback are kept.
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	if err := errors.Join(
+		webrtc.ConfigureNack(m, reg),
+		webrtc.ConfigureRTCPReports(reg),
+		webrtc.ConfigureSimulcastExtensionHeaders(m),
+		webrtc.ConfigureTWCCSender(m, reg),
+	); err != nil {
 		conn.Close()
 		return nil, err
 	}
