@@ -37,6 +37,10 @@ type communityAPI struct {
 	members  map[*Session]*memberSession
 	calls    map[string]*Session // user id → their call socket
 	everyone atomic.Pointer[[]*memberSession]
+	// stale says members changed since everyone was built. The slice is
+	// rebuilt by the next broadcast, not by every login: 10,000 members
+	// reconnecting would otherwise copy the list 10,000 times.
+	stale atomic.Bool
 }
 
 // memberSession is what a community socket knows about its member.
@@ -230,19 +234,32 @@ func (a *communityAPI) forget(s *Session) {
 	}
 }
 
-// republish rebuilds the slice broadcasts iterate, so that a broadcast
-// takes no lock. Called with a.mu held.
-func (a *communityAPI) republish() {
-	list := make([]*memberSession, 0, len(a.members))
-	for _, ms := range a.members {
-		list = append(list, ms)
+// republish marks the slice broadcasts iterate as stale. Called with a.mu
+// held.
+func (a *communityAPI) republish() { a.stale.Store(true) }
+
+// sessions is every member socket, as a slice a broadcast iterates
+// without holding a lock; a login that returned is in it.
+func (a *communityAPI) sessions() []*memberSession {
+	if !a.stale.Load() {
+		return *a.everyone.Load()
 	}
-	a.everyone.Store(&list)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stale.Load() {
+		list := make([]*memberSession, 0, len(a.members))
+		for _, ms := range a.members {
+			list = append(list, ms)
+		}
+		a.everyone.Store(&list)
+		a.stale.Store(false)
+	}
+	return *a.everyone.Load()
 }
 
 func (a *communityAPI) online() map[string]bool {
 	on := map[string]bool{}
-	for _, ms := range *a.everyone.Load() {
+	for _, ms := range a.sessions() {
 		on[ms.userID] = true
 	}
 	return on
@@ -305,7 +322,7 @@ func deref(p *string) string {
 // quick, since it delays the community's later events: the frame is
 // encoded once and queued to every socket without blocking.
 func (a *communityAPI) onEvent(e community.Event) {
-	everyone := *a.everyone.Load()
+	everyone := a.sessions()
 	switch {
 	case e.TreeChanged:
 		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
