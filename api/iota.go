@@ -94,7 +94,7 @@ func (a *iotaAPI) identification(ctx context.Context, s *Session, req *Request) 
 			return nil, err
 		}
 		a.remember(s)
-		s.Log().Info("iota login", slog.String("user", user.ID))
+		s.log(slog.LevelInfo, "iota login", slog.String("user", user.ID))
 		return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in",
 			Data: map[string]any{"accepted": true, "user_id": uid}}, nil
 	})
@@ -122,7 +122,7 @@ func (a *iotaAPI) register(ctx context.Context, s *Session, req *Request) (*Repl
 	if err != nil {
 		return nil, err
 	}
-	s.Log().Info("user registered", slog.String("user", user.ID))
+	s.log(slog.LevelInfo, "user registered", slog.String("user", user.ID))
 	return &Reply{Type: TypeRegisterResponse, Data: map[string]string{"user_id": user.ID}}, nil
 }
 
@@ -274,7 +274,7 @@ func (a *iotaAPI) deleteUser(ctx context.Context, s *Session, req *Request) (*Re
 	if err := a.store.DeleteUser(ctx, s.UserID); err != nil && !errors.Is(err, iotasvc.ErrUnknownUser) {
 		return nil, err
 	}
-	s.Log().Info("user deleted their account", slog.String("user", s.UserID))
+	s.log(slog.LevelInfo, "user deleted their account", slog.String("user", s.UserID))
 	// The account is gone, so are the other devices' sessions.
 	a.mu.Lock()
 	others := a.devices[s.UserID]

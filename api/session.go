@@ -93,10 +93,9 @@ type Session struct {
 	nc  net.Conn
 	cfg *SocketConfig
 	ep  *Endpoint
-	// log is built on first use: most sockets never log, and slog's
-	// With formats its attributes at once, a cost every login paid.
-	log     *slog.Logger
-	logOnce sync.Once
+	// baseLog is the server's logger; log adds the socket's attributes
+	// only to what is logged, since slog's With formats them at once, a
+	// cost (and a deeper stack on the reader) every login paid.
 	baseLog *slog.Logger
 	peer    string
 	reg     *registry
@@ -165,7 +164,7 @@ func (s *Session) SetLoggedIn(userID string) error {
 	if s.reg != nil {
 		lim, err := s.reg.login(s, userID)
 		if err != nil {
-			s.Log().Warn("login refused: per-user socket cap", slog.String("user", userID))
+			s.log(slog.LevelWarn, "login refused: per-user socket cap", slog.String("user", userID))
 			return err
 		}
 		s.userLimiter = lim
@@ -175,18 +174,21 @@ func (s *Session) SetLoggedIn(userID string) error {
 	return nil
 }
 
-// Log is the session's logger.
-func (s *Session) Log() *slog.Logger {
-	s.logOnce.Do(func() {
-		if s.log != nil { // given whole, as tests do
-			return
-		}
-		s.log = s.baseLog.With(slog.String("socket", s.ep.Name), slog.String("remote", s.Remote))
-		if s.peer != s.Remote {
-			s.log = s.log.With(slog.String("via", s.peer))
-		}
-	})
-	return s.log
+// log writes one record with the socket's name and remote address.
+func (s *Session) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	ctx := context.Background()
+	if !s.baseLog.Enabled(ctx, level) {
+		return
+	}
+	all := make([]slog.Attr, 0, 3+len(attrs))
+	if s.ep != nil {
+		all = append(all, slog.String("socket", s.ep.Name))
+	}
+	all = append(all, slog.String("remote", s.Remote))
+	if s.peer != "" && s.peer != s.Remote {
+		all = append(all, slog.String("via", s.peer))
+	}
+	s.baseLog.LogAttrs(ctx, level, msg, append(all, attrs...)...)
 }
 
 // Send queues a complete frame. It never blocks: a full queue (in frames
@@ -204,7 +206,7 @@ func (s *Session) Send(frame []byte) bool {
 		frames, bytes := len(s.queue), s.queued
 		s.mu.Unlock()
 		metrics.slowConsumers.Add(1)
-		s.Log().Warn("socket closed: send queue full", slog.String("user", s.UserID),
+		s.log(slog.LevelWarn, "socket closed: send queue full", slog.String("user", s.UserID),
 			slog.Int("frames", frames), slog.Int("bytes", bytes))
 		s.signal()
 		return false
@@ -235,7 +237,7 @@ func (s *Session) queueFull(n int) bool {
 func (s *Session) SendMessage(typ, id string, level int, message string, data any) bool {
 	b, err := EncodeFrame(typ, id, level, message, data)
 	if err != nil {
-		s.Log().Error("encode message", slog.String("type", typ), slog.Any("err", err))
+		s.log(slog.LevelError, "encode message", slog.String("type", typ), slog.Any("err", err))
 		return false
 	}
 	return s.Send(textFrame(b))
@@ -506,7 +508,7 @@ func (s *Session) noteRefusal() {
 	// newest is the oldest of them.
 	oldest := s.refusedAt[s.refusedPos]
 	if !oldest.IsZero() && now.Sub(oldest) <= s.cfg.RefusedWindow {
-		s.Log().Warn("socket closed: too many refused requests")
+		s.log(slog.LevelWarn, "socket closed: too many refused requests")
 		s.Close(ClosePolicy, "too many requests")
 	}
 }
@@ -515,10 +517,10 @@ func (s *Session) replyError(req *Request, err error) {
 	typ, data := wireError(err)
 	metrics.countError(typ)
 	if typ == ErrTypeInternal {
-		s.Log().Error("request failed", slog.String("type", req.Type), slog.String("id", req.ID),
+		s.log(slog.LevelError, "request failed", slog.String("type", req.Type), slog.String("id", req.ID),
 			slog.String("user", s.UserID), slog.Any("err", err))
 	} else {
-		s.Log().Debug("request refused", slog.String("type", req.Type), slog.String("id", req.ID),
+		s.log(slog.LevelDebug, "request refused", slog.String("type", req.Type), slog.String("id", req.ID),
 			slog.String("user", s.UserID), slog.String("error", typ), slog.Any("err", err))
 	}
 	id := ""

@@ -22,7 +22,7 @@ func pipeSession(t *testing.T, queue int) (*Session, net.Conn) {
 	cfg.WriteTimeout = time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		nc: server, cfg: &cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
+		nc: server, cfg: &cfg, baseLog: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), now: time.Now,
 		limiter: rate.NewLimiter(rate.Inf, 1),
 	}
