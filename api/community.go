@@ -37,6 +37,10 @@ type communityAPI struct {
 	members  map[*Session]*memberSession
 	calls    map[string]*Session // user id → their call socket
 	everyone atomic.Pointer[[]*memberSession]
+	// unsubscribe ends the community's event subscription, held while a
+	// member or call socket is open here: a node of a cluster hears only
+	// the communities it has sockets for. Guarded by mu.
+	unsubscribe func()
 }
 
 // memberSession is what a community socket knows about its member.
@@ -51,8 +55,21 @@ func newCommunityAPI(c *community.Community, logins *loginLimiter, legacyLogin b
 	a := &communityAPI{c: c, logins: logins, id: id, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr, sfu: sfu,
 		members: map[*Session]*memberSession{}, calls: map[string]*Session{}}
 	a.everyone.Store(&[]*memberSession{})
-	c.Subscribe(a.onEvent)
 	return a
+}
+
+// listenLocked subscribes to the community's events while any socket is
+// open, and stops once none is. Called with a.mu held after a socket came
+// or went.
+func (a *communityAPI) listenLocked() {
+	open := len(a.members) > 0 || len(a.calls) > 0
+	switch {
+	case open && a.unsubscribe == nil:
+		a.unsubscribe = a.c.Subscribe(a.onEvent)
+	case !open && a.unsubscribe != nil:
+		a.unsubscribe()
+		a.unsubscribe = nil
+	}
 }
 
 func (a *communityAPI) endpoint() *Endpoint {
@@ -219,6 +236,7 @@ func (a *communityAPI) remember(ms *memberSession) {
 	defer a.mu.Unlock()
 	a.members[ms.s] = ms
 	a.republish()
+	a.listenLocked()
 }
 
 func (a *communityAPI) forget(s *Session) {
@@ -227,6 +245,7 @@ func (a *communityAPI) forget(s *Session) {
 	if _, ok := a.members[s]; ok {
 		delete(a.members, s)
 		a.republish()
+		a.listenLocked()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,18 +148,18 @@ func (c *Community) RedeemTicket(path, name, ticket string) (*Channel, string, e
 	if err != nil || ch.Codec != CodecVoice || c.CallID(ch) != t.CallID {
 		return nil, "", fmt.Errorf("%w: the ticket is for another channel", ErrBadCallTicket)
 	}
-	s.ticketsMu.Lock()
-	defer s.ticketsMu.Unlock()
-	now := s.now()
-	for nonce, exp := range s.usedTickets {
-		if now.After(exp) {
-			delete(s.usedTickets, nonce)
-		}
+	// A ticket verified now expires within TicketTTL, so its nonce need
+	// be remembered no longer; with a bus that joins nodes the claim is
+	// cluster-wide, so a ticket is spent once on any node.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, err := s.claims.Once(ctx, "ticket."+hex.EncodeToString(t.Nonce[:]), TicketTTL+time.Second)
+	if err != nil {
+		return nil, "", fmt.Errorf("community: spend a call ticket: %w", err)
 	}
-	if _, used := s.usedTickets[t.Nonce]; used {
+	if !first {
 		return nil, "", fmt.Errorf("%w: the ticket was used", ErrBadCallTicket)
 	}
-	s.usedTickets[t.Nonce] = t.Expires
 	return ch, t.UserID, nil
 }
 
