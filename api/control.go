@@ -227,14 +227,7 @@ func (ctl *Control) user(ctx context.Context, req ControlRequest) (ControlReply,
 // closeIotaSessions closes every Iota socket of a removed account, as the
 // account's own delete_user does for its other devices.
 func (s *Server) closeIotaSessions(userID string) {
-	a := s.iota
-	a.mu.Lock()
-	devices := a.devices[userID]
-	delete(a.devices, userID)
-	a.mu.Unlock()
-	for d := range devices {
-		d.Close(CloseNormal, "account deleted")
-	}
+	s.iota.accountDeleted(userID, nil)
 }
 
 func controlUser(u iotasvc.User) ControlUser {

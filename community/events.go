@@ -108,14 +108,13 @@ func (c *Community) Subscribe(fn func(Event)) (stop func()) {
 type listener struct{ fn func(Event) }
 
 // subscribeLocked subscribes to the community's subject; with
-// c.listenersMu held. Caches other nodes keep current with their events
-// may have gone stale while nothing was subscribed, so they are read
-// again first.
+// c.listenersMu held. On a bus that joins nodes, the caches other nodes'
+// events keep current may have gone stale while nothing was subscribed,
+// so they are read again first.
 func (c *Community) subscribeLocked() {
-	if c.subscribedOnce && c.svc.joined {
+	if c.svc.joined {
 		c.resync()
 	}
-	c.subscribedOnce = true
 	sub, err := c.svc.bus.Subscribe(c.subject, decodeEvent, c.receive)
 	if err != nil {
 		slog.Error("community: subscribe to events", slog.String("community", c.ID), slog.Any("err", err))

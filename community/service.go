@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -65,6 +66,17 @@ type Service struct {
 	claims   bus.Claims
 	backfill func(c *Community, key string, after, before int64) ([]*Event, error)
 
+	// node is this node; nodeJSON its lease value. held are the calls
+	// whose lease this node renews (see keepCall).
+	node     Node
+	nodeJSON string
+	leaseTTL time.Duration
+	requests Requests
+	iceSub   bus.Subscription
+	heldMu   sync.Mutex
+	held     map[string]*heldCall
+	keepers  sync.WaitGroup
+
 	mu    sync.RWMutex
 	byID  map[string]*Community
 	order []*Community
@@ -93,6 +105,13 @@ type Options struct {
 	// TicketSecret signs call tickets (at least 32 bytes); nil means a
 	// random one per start. Nodes of a cluster share one.
 	TicketSecret []byte
+	// Node is this node (an empty ID gets a random one); with a bus that
+	// joins nodes, a voice channel's call lives on the node holding its
+	// lease, renewed every LeaseTTL/3 (0: DefaultLeaseTTL).
+	Node     Node
+	LeaseTTL time.Duration
+	// Requests let a join ask the call's node for its ICE servers.
+	Requests Requests
 }
 
 // Open migrates the community tables in d and loads every community.
@@ -134,6 +153,15 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		s.claims = bus.NewMemoryClaims(opts.Now)
 	}
 	s.bus.Reconnected(s.resync)
+	s.node, s.leaseTTL, s.requests, s.held = opts.Node, opts.LeaseTTL, opts.Requests, map[string]*heldCall{}
+	if s.node.ID == "" {
+		s.node.ID = uuid.NewString()
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
+	}
+	nodeJSON, _ := json.Marshal(s.node)
+	s.nodeJSON = string(nodeJSON)
 	rows, err := d.Read.QueryContext(ctx, `SELECT id, name, public_key, listen_addr, public_addr, served_addr FROM communities ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("community: load: %w", err)
@@ -160,6 +188,10 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	// The statements every write runs: its actor's row, and for a message
 	// the insert. Prepared now, while no transaction holds the writer.
 	if err := d.PrepareWrites(ctx, memberQuery, insertMessage); err != nil {
+		s.closeBus()
+		return nil, err
+	}
+	if err := s.serveICE(); err != nil {
 		s.closeBus()
 		return nil, err
 	}
@@ -221,6 +253,10 @@ func (s *Service) SetICEServers(fn func(userID string) []ICEServer) { s.iceServe
 // bus is the Service's own) delivers the events already published; events
 // published later are dropped.
 func (s *Service) Close() {
+	s.stopKeepers(true)
+	if s.iceSub != nil {
+		s.iceSub.Unsubscribe()
+	}
 	s.w.close()
 	s.closeBus()
 }
@@ -438,12 +474,11 @@ type Community struct {
 	offsets offsetIndexes
 
 	subject string
-	// listenersMu guards listeners, sub and subscribedOnce; listeners is
-	// replaced, never changed, so delivery reads it without holding it.
-	listenersMu    sync.RWMutex
-	listeners      []*listener
-	sub            bus.Subscription
-	subscribedOnce bool
+	// listenersMu guards listeners and sub; listeners is replaced, never
+	// changed, so delivery reads it without holding it.
+	listenersMu sync.RWMutex
+	listeners   []*listener
+	sub         bus.Subscription
 	// seq orders a channel's message_live events by their Seq; used only
 	// from the subscription's goroutine.
 	seq bus.Sequencer[*Event]

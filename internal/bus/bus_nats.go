@@ -280,3 +280,39 @@ func (c *NATSClaims) Release(ctx context.Context, key, owner string) error {
 	}
 	return nil
 }
+
+// Handle answers requests on subject (one node's own subject) with fn.
+func (b *NATS) Handle(subject string, fn func(data []byte) ([]byte, error)) (Subscription, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	s, err := b.nc.Subscribe(subject, func(msg *nats.Msg) {
+		out, err := fn(msg.Data)
+		if err != nil {
+			b.log.Warn("bus: request failed", slog.String("subject", subject), slog.Any("err", err))
+			out = nil // an empty answer is a refusal
+		}
+		msg.Respond(out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: handle %s: %w", subject, err)
+	}
+	b.nc.FlushTimeout(5 * time.Second)
+	return &remoteSub{s}, nil
+}
+
+// Request asks the node that handles subject and waits for its answer.
+func (b *NATS) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
+	msg, err := b.nc.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		return nil, fmt.Errorf("bus: request %s: %w", subject, err)
+	}
+	if len(msg.Data) == 0 {
+		return nil, fmt.Errorf("bus: request %s: refused", subject)
+	}
+	return msg.Data, nil
+}
+
+type remoteSub struct{ s *nats.Subscription }
+
+func (r *remoteSub) Unsubscribe() error { return r.s.Unsubscribe() }
