@@ -91,7 +91,9 @@ func (cl *cluster) startNode(name string, secret []byte, create bool) *clusterNo
 	url := "ws://" + ln.Addr().String()
 	// Each node hands out its own ICE servers, so a test can tell whose a
 	// join answered with.
-	ice := func(string) []community.ICEServer { return []community.ICEServer{{URLs: []string{"stun:" + name + ".test:3478"}}} }
+	ice := func(string) []community.ICEServer {
+		return []community.ICEServer{{URLs: []string{"stun:" + name + ".test:3478"}}}
+	}
 	communities, err := community.Open(ctx, d, community.Options{KeyDir: cl.dir, Codecs: testCodecs(),
 		Bus: b, Claims: claims, Requests: b, TicketSecret: secret, ICEServers: ice,
 		Node: community.Node{ID: name, CallURL: url + "/ws/calls/"}, LeaseTTL: time.Second})
