@@ -477,3 +477,15 @@ func waitLive(c *client.Client, d time.Duration, id string) bool {
 		}
 	}
 }
+
+// TestCallURLAloneIsThisServer: a single server's join answers call_url
+// too, naming its own call socket as its invites name it, so a client
+// follows call_url the same way on one node and on a cluster.
+func TestCallURLAloneIsThisServer(t *testing.T) {
+	env := newEnv(t, nil)
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	if j := joinVoice(t, owner); j.CallURL != "ws://localhost:1984/ws/calls/" {
+		t.Fatalf("call_url %q, want the server's own (as invites name it)", j.CallURL)
+	}
+}
