@@ -489,3 +489,35 @@ func TestCallURLAloneIsThisServer(t *testing.T) {
 		t.Fatalf("call_url %q, want the server's own (as invites name it)", j.CallURL)
 	}
 }
+
+// TestClusterInviteIsNeverOverUsed: an invite with max_uses 3, used at
+// once by nine newcomers spread over three nodes, admits exactly three.
+func TestClusterInviteIsNeverOverUsed(t *testing.T) {
+	cl := newCluster(t, 3)
+	secret, _, err := cl.nodes[0].com.CreateOperatorInvite(context.Background(), community.InviteOptions{MaxUses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	joined := 0
+	for i := range 9 {
+		n := cl.nodes[i%3]
+		c := n.dial("/")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := newKey(t)
+			pin := n.com.Public
+			if _, err := c.LoginCommunity(ctxT(t), u.ID, u.Priv, secret, &pin); err == nil {
+				mu.Lock()
+				joined++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if joined != 3 {
+		t.Fatalf("%d newcomers joined with an invite of 3 uses", joined)
+	}
+}
