@@ -97,24 +97,24 @@ func (s *memorySub) Unsubscribe() error {
 	return nil
 }
 
-// queue feeds one subscriber in publish order from a goroutine of its own.
-// It is unbounded so that publishing never blocks; what bounds it is that
+// queue feeds one subscriber in publish order from a goroutine of its own,
+// started when a message arrives and gone once the queue is empty: an idle
+// subscription (an Iota user's, one per logged-in user) costs no goroutine
+// stack. At most one runs at a time, which keeps the order. The queue is
+// unbounded so that publishing never blocks; what bounds it is that
 // fan-out (encode once, a channel send per socket) is cheaper than the
 // commit that produced each message.
 type queue struct {
 	mu      sync.Mutex
 	items   []Message
+	spare   []Message // the last batch's array, reused
+	running bool
 	closed  bool
-	wake    chan struct{} // one pending signal is enough: run drains it all
-	done    chan struct{}
+	wg      sync.WaitGroup
 	deliver func(Message)
 }
 
-func newQueue(deliver func(Message)) *queue {
-	q := &queue{wake: make(chan struct{}, 1), done: make(chan struct{}), deliver: deliver}
-	go q.run()
-	return q
-}
+func newQueue(deliver func(Message)) *queue { return &queue{deliver: deliver} }
 
 func (q *queue) push(m Message) {
 	q.mu.Lock()
@@ -123,50 +123,49 @@ func (q *queue) push(m Message) {
 		return
 	}
 	q.items = append(q.items, m)
+	start := !q.running
+	if start {
+		q.running = true
+		q.wg.Add(1)
+	}
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	if start {
+		go q.run()
 	}
 }
 
 func (q *queue) run() {
-	defer close(q.done)
-	var batch []Message
+	defer q.wg.Done()
 	for {
 		q.mu.Lock()
-		batch, q.items = q.items, batch[:0]
-		closed := q.closed
-		q.mu.Unlock()
-		if len(batch) == 0 {
-			if closed {
-				return
-			}
-			<-q.wake
-			continue
+		if len(q.items) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
 		}
+		batch := q.items
+		q.items, q.spare = q.spare[:0], nil
+		q.mu.Unlock()
 		for _, m := range batch {
 			q.deliver(m)
 		}
 		clear(batch) // the messages are garbage once delivered
+		q.mu.Lock()
+		q.spare = batch[:0]
+		q.mu.Unlock()
 	}
 }
 
-// close delivers what is queued and stops; later pushes are dropped. It
-// does not wait when called from the delivering goroutine itself (a
-// subscriber that unsubscribes from inside its handler).
+// close drops later pushes; what is queued is still delivered. It does not
+// wait, so a subscriber may unsubscribe from inside its handler.
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
 }
 
-// wait blocks until the queue has delivered everything and stopped.
-func (q *queue) wait() { <-q.done }
+// wait blocks until what was queued has been delivered.
+func (q *queue) wait() { q.wg.Wait() }
 
 // MemoryClaims are the Claims of a node alone.
 type MemoryClaims struct {
