@@ -333,10 +333,11 @@ func deref(p *string) string {
 	return *p
 }
 
-// onEvent turns a community event into frames. It runs in the community's
-// dispatcher goroutine, one event at a time in commit order, and must stay
-// quick, since it delays the community's later events: the frame is
-// encoded once and queued to every socket without blocking.
+// onEvent turns a community event, committed on this node or another,
+// into frames. It runs in the community's bus subscription, one event at a
+// time (see community.Subscribe for the order), and must stay quick, since
+// it delays the community's later events: the frame is encoded once and
+// queued to every socket here without blocking.
 func (a *communityAPI) onEvent(e community.Event) {
 	everyone := *a.everyone.Load()
 	switch {
