@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 members=${MEMBERS:-1000} senders=${SENDERS:-4} duration=${DURATION:-10s}
 work=$(mktemp -d)
 cl=
-trap '[[ -n $cl ]] && kill -INT $cl 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+# SIGTERM, not SIGINT: a background job ignores SIGINT.
+trap '[[ -n $cl ]] && kill $cl 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 go build -o "$work/iotad" ./cmd/iotad
 go build -o "$work/iotad-load" ./cmd/iotad-load
 # As in bench-load.sh: the load comes from one address and posts as fast as
@@ -45,6 +46,6 @@ for n in ${COUNTS:-1 2 3}; do
   urls=$(paste -sd, "$work/up.urls")
   pids=$(paste -sd, "$work/up.pids")
   run "$n node(s) joined by NATS" "$urls" "$pids"
-  kill -INT $cl; wait $cl 2>/dev/null || true
+  kill $cl; wait $cl 2>/dev/null || true
   cl=
 done

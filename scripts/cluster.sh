@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a local iotad cluster: nats-server (JetStream on, built from the
 # module in go.mod) and NODES iotad nodes (default 3) on one machine, on one
-# shared store, and prints their addresses. Ctrl-C stops it all.
+# shared store, and prints their addresses. Ctrl-C (or SIGTERM) stops it all.
 #
 #   bash scripts/cluster.sh                      # SQLite: the nodes share DATA/iotad.db
 #   DB=postgres://… bash scripts/cluster.sh      # PostgreSQL: passed to every node as --db
@@ -22,7 +22,12 @@ data=${DATA:-$(mktemp -d)}
 bin=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Nodes first, NATS (pids[0]) last, so the nodes' last events still go out.
+  if ((${#pids[@]} > 1)); then
+    kill "${pids[@]:1}" 2>/dev/null || true
+    wait "${pids[@]:1}" 2>/dev/null || true
+  fi
+  if ((${#pids[@]} > 0)); then kill "${pids[0]}" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$bin"
   [[ -n $keep ]] || rm -rf "$data"
