@@ -521,3 +521,77 @@ func TestClusterInviteIsNeverOverUsed(t *testing.T) {
 		t.Fatalf("%d newcomers joined with an invite of 3 uses", joined)
 	}
 }
+
+// TestClusterNodeDiesUnderWriteLoad: a member posts through node B as
+// fast as acknowledgements come; B dies mid-stream (its NATS link first,
+// then its sockets). A reader whose socket was on B reconnects to node C
+// and pages the channel: every message B acknowledged is there, in order.
+func TestClusterNodeDiesUnderWriteLoad(t *testing.T) {
+	cl := newCluster(t, 3)
+	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
+	owner := a.join(community.RoleOwner)
+	setupChannels(t, owner)
+	writer, reader := b.join(community.RoleMember), b.join(community.RoleMember)
+
+	var acked []string
+	killed := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// At most 90, so that one page holds them all however slowly B dies.
+		for i := range 90 {
+			msg, err := writer.c.Function(ctxT(t), "text", "General", "chat", "send_message", map[string]any{"message": fmt.Sprint(i)})
+			if err != nil {
+				return // B is gone
+			}
+			r, _ := msg.Result()
+			var p struct {
+				ID string `json:"message_id"`
+			}
+			json.Unmarshal(r.Payload, &p)
+			acked = append(acked, p.ID)
+			if i == 20 {
+				close(killed)
+			}
+		}
+	}()
+	select {
+	case <-killed:
+	case <-done:
+		t.Fatalf("the writer stopped after %d messages, before B was killed", len(acked))
+	}
+	b.kill()
+	<-done
+	waitClosed(t, reader.c)
+
+	again := c.dial("/")
+	if _, err := again.LoginCommunity(ctxT(t), reader.ID, reader.Priv, "", nil); err != nil {
+		t.Fatalf("the reader could not log in on C: %v", err)
+	}
+	msg, err := again.Function(ctxT(t), "text", "General", "chat", "get_messages", map[string]any{"loaded_messages": 0, "amount": community.MaxPage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := msg.Result()
+	var page struct {
+		Messages []struct {
+			ID string `json:"message_id"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(r.Payload, &page); err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, m := range page.Messages {
+		stored = append(stored, m.ID)
+	}
+	if len(acked) < 21 || len(acked) > community.MaxPage {
+		t.Fatalf("%d messages acknowledged; the test needs 21 to %d", len(acked), community.MaxPage)
+	}
+	// Stored may hold one more than acknowledged: committed, its answer lost.
+	for i, id := range acked {
+		if i >= len(stored) || stored[i] != id {
+			t.Fatalf("acknowledged message %d (%s) is not where it belongs in the page C serves (%d stored)", i, id, len(stored))
+		}
+	}
+}
