@@ -92,6 +92,7 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 	a.mu.Lock()
 	old := a.calls[userID]
 	a.calls[userID] = s
+	a.listenLocked()
 	a.mu.Unlock()
 	if old != nil {
 		old.Close(CloseNormal, "joined from another socket")
@@ -117,6 +118,7 @@ func (a *communityAPI) callClosed(s *Session) {
 	current := a.calls[s.UserID] == s
 	if current {
 		delete(a.calls, s.UserID)
+		a.listenLocked()
 	}
 	a.mu.Unlock()
 	if current {

@@ -41,6 +41,10 @@ type communityAPI struct {
 	// rebuilt by the next broadcast, not by every login: 10,000 members
 	// reconnecting would otherwise copy the list 10,000 times.
 	stale atomic.Bool
+	// unsubscribe ends the community's event subscription, held while a
+	// member or call socket is open here: a node of a cluster hears only
+	// the communities it has sockets for. Guarded by mu.
+	unsubscribe func()
 }
 
 // memberSession is what a community socket knows about its member.
@@ -55,8 +59,21 @@ func newCommunityAPI(c *community.Community, logins *loginLimiter, legacyLogin b
 	a := &communityAPI{c: c, logins: logins, id: id, log: log.With(slog.String("community", c.ID)), publicAddr: publicAddr, sfu: sfu,
 		members: map[*Session]*memberSession{}, calls: map[string]*Session{}}
 	a.everyone.Store(&[]*memberSession{})
-	c.Subscribe(a.onEvent)
 	return a
+}
+
+// listenLocked subscribes to the community's events while any socket is
+// open, and stops once none is. Called with a.mu held after a socket came
+// or went.
+func (a *communityAPI) listenLocked() {
+	open := len(a.members) > 0 || len(a.calls) > 0
+	switch {
+	case open && a.unsubscribe == nil:
+		a.unsubscribe = a.c.Subscribe(a.onEvent)
+	case !open && a.unsubscribe != nil:
+		a.unsubscribe()
+		a.unsubscribe = nil
+	}
 }
 
 func (a *communityAPI) endpoint() *Endpoint {
@@ -223,6 +240,7 @@ func (a *communityAPI) remember(ms *memberSession) {
 	defer a.mu.Unlock()
 	a.members[ms.s] = ms
 	a.republish()
+	a.listenLocked()
 }
 
 func (a *communityAPI) forget(s *Session) {
@@ -231,6 +249,7 @@ func (a *communityAPI) forget(s *Session) {
 	if _, ok := a.members[s]; ok {
 		delete(a.members, s)
 		a.republish()
+		a.listenLocked()
 	}
 }
 
@@ -305,9 +324,23 @@ func (a *communityAPI) function(ctx context.Context, s *Session, req *Request) (
 	if err != nil || res == nil {
 		return nil, err
 	}
+	if p, ok := res.Payload.(map[string]any); ok && res.Result == community.ResultCallTicket && p["call_url"] == nil {
+		// Alone, the call is here: the same field a cluster's join
+		// answers with, so a client needs no second way to find the call.
+		p["call_url"] = a.callURL()
+	}
 	ref := ch.Ref()
 	return &Reply{Type: TypeFunction, LogMessage: "ran function",
 		Data: functionOut{Codec: ref.Codec, Name: ref.Name, Path: ref.Path, Result: res.Result, Payload: res.Payload}}, nil
+}
+
+// callURL is this community's call socket as its invites address it.
+func (a *communityAPI) callURL() string {
+	scheme := "ws"
+	if a.tls {
+		scheme = "wss"
+	}
+	return scheme + "://" + a.publicAddr + "/ws/calls/"
 }
 
 func deref(p *string) string {
@@ -317,10 +350,11 @@ func deref(p *string) string {
 	return *p
 }
 
-// onEvent turns a community event into frames. It runs in the community's
-// dispatcher goroutine, one event at a time in commit order, and must stay
-// quick, since it delays the community's later events: the frame is
-// encoded once and queued to every socket without blocking.
+// onEvent turns a community event, committed on this node or another,
+// into frames. It runs in the community's bus subscription, one event at a
+// time (see community.Subscribe for the order), and must stay quick, since
+// it delays the community's later events: the frame is encoded once and
+// queued to every socket here without blocking.
 func (a *communityAPI) onEvent(e community.Event) {
 	everyone := a.sessions()
 	switch {

@@ -227,14 +227,7 @@ func (ctl *Control) user(ctx context.Context, req ControlRequest) (ControlReply,
 // closeIotaSessions closes every Iota socket of a removed account, as the
 // account's own delete_user does for its other devices.
 func (s *Server) closeIotaSessions(userID string) {
-	a := s.iota
-	a.mu.Lock()
-	devices := a.devices[userID]
-	delete(a.devices, userID)
-	a.mu.Unlock()
-	for d := range devices {
-		d.Close(CloseNormal, "account deleted")
-	}
+	s.iota.accountDeleted(userID, nil)
 }
 
 func controlUser(u iotasvc.User) ControlUser {
@@ -451,11 +444,15 @@ func (ctl *Control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(rep)
 }
 
+// ErrControlInUse: another server holds the data directory's admin socket.
+var ErrControlInUse = errors.New("another iotad serve is running on this data directory")
+
 // ListenControl opens the admin socket at path with mode 0600, with no
 // moment at which anyone else could connect: it is bound inside a fresh
 // 0700 directory, made 0600 there, then renamed into place. A socket left
 // by a server that died is replaced; one that a live server answers on is
-// not, since two servers must not share a data directory. Closing the
+// not, since two servers must not share a data directory (nodes of a
+// cluster do, and only the first opens it). Closing the
 // listener removes the socket file.
 func ListenControl(path string) (net.Listener, error) {
 	// The socket is first bound as DIR/.admNNNNNNNNNN/s (os.MkdirTemp's
@@ -466,7 +463,7 @@ func ListenControl(path string) (net.Listener, error) {
 	}
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
-		return nil, fmt.Errorf("admin socket %s: another iotad serve is running on this data directory", path)
+		return nil, fmt.Errorf("admin socket %s: %w", path, ErrControlInUse)
 	} else if !noServer(err) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}

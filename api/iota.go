@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/bus"
 	iotasvc "github.com/iotad/iotad/iota"
 )
 
@@ -19,12 +20,47 @@ type iotaAPI struct {
 	id     *identity
 	log    *slog.Logger
 
+	// bus carries device sync between the nodes serving this Iota: each
+	// user with a device here is subscribed to iotaSubject(user).
+	bus bus.Bus
+
 	mu      sync.Mutex
-	devices map[string]map[*Session]struct{}
+	devices map[string]*userDevices
 }
 
-func newIotaAPI(store *iotasvc.Store, logins *loginLimiter, id *identity, log *slog.Logger) *iotaAPI {
-	return &iotaAPI{store: store, logins: logins, id: id, log: log, devices: map[string]map[*Session]struct{}{}}
+// userDevices are one user's Iota sockets on this node and the
+// subscription that tells them of changes made through other sockets.
+type userDevices struct {
+	sessions map[*Session]struct{}
+	sub      bus.Subscription
+}
+
+func newIotaAPI(store *iotasvc.Store, logins *loginLimiter, id *identity, log *slog.Logger, b bus.Bus) *iotaAPI {
+	return &iotaAPI{store: store, logins: logins, id: id, log: log, bus: b, devices: map[string]*userDevices{}}
+}
+
+func iotaSubject(userID string) string { return "iotad.iota." + userID }
+
+// iotaChange is an Iota live-sync event: result and version of a change
+// to one user's lists. from is the socket that made it (this node only),
+// which is not told.
+type iotaChange struct {
+	Result  string `json:"result,omitempty"`
+	Version int64  `json:"version,omitempty"`
+	// Deleted closes the devices instead: the account is gone.
+	Deleted bool `json:"deleted,omitempty"`
+	from    *Session
+}
+
+// Encode implements bus.Message.
+func (c *iotaChange) Encode() ([]byte, error) { return json.Marshal(c) }
+
+func decodeIotaChange(data []byte) (bus.Message, error) {
+	var c iotaChange
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("api: decode an Iota change: %w", err)
+	}
+	return &c, nil
 }
 
 func (a *iotaAPI) endpoint() *Endpoint {
@@ -276,15 +312,7 @@ func (a *iotaAPI) deleteUser(ctx context.Context, s *Session, req *Request) (*Re
 	}
 	s.log(slog.LevelInfo, "user deleted their account", slog.String("user", s.UserID))
 	// The account is gone, so are the other devices' sessions.
-	a.mu.Lock()
-	others := a.devices[s.UserID]
-	delete(a.devices, s.UserID)
-	a.mu.Unlock()
-	for o := range others {
-		if o != s {
-			o.Close(CloseNormal, "account deleted")
-		}
-	}
+	a.accountDeleted(s.UserID, s)
 	s.closeAfterReply = CloseNormal
 	return &Reply{Type: TypeDeleteUser, Data: struct{}{}}, nil
 }
@@ -292,12 +320,20 @@ func (a *iotaAPI) deleteUser(ctx context.Context, s *Session, req *Request) (*Re
 func (a *iotaAPI) remember(s *Session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	set := a.devices[s.UserID]
-	if set == nil {
-		set = map[*Session]struct{}{}
-		a.devices[s.UserID] = set
+	d := a.devices[s.UserID]
+	if d == nil {
+		d = &userDevices{sessions: map[*Session]struct{}{}}
+		a.devices[s.UserID] = d
+		userID := s.UserID
+		sub, err := a.bus.Subscribe(iotaSubject(userID), decodeIotaChange, func(m bus.Message) { a.deliver(userID, m.(*iotaChange)) })
+		if err != nil {
+			// The device still works; it misses live updates until it
+			// logs in again, and the log says why.
+			a.log.Error("subscribe to Iota changes", slog.String("user", userID), slog.Any("err", err))
+		}
+		d.sub = sub
 	}
-	set[s] = struct{}{}
+	d.sessions[s] = struct{}{}
 }
 
 func (a *iotaAPI) forget(s *Session) {
@@ -306,29 +342,56 @@ func (a *iotaAPI) forget(s *Session) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if set := a.devices[s.UserID]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
+	if d := a.devices[s.UserID]; d != nil {
+		delete(d.sessions, s)
+		if len(d.sessions) == 0 {
 			delete(a.devices, s.UserID)
+			if d.sub != nil {
+				d.sub.Unsubscribe()
+			}
 		}
 	}
 }
 
-// notifyOthers tells the user's other devices that something changed.
+// notifyOthers tells the user's other devices, on this node and any other,
+// that something changed.
 func (a *iotaAPI) notifyOthers(from *Session, result string, version int64) {
+	if err := a.bus.Publish(iotaSubject(from.UserID), &iotaChange{Result: result, Version: version, from: from}); err != nil {
+		a.log.Warn("publish an Iota change", slog.String("user", from.UserID), slog.Any("err", err))
+	}
+}
+
+// accountDeleted closes the user's Iota sockets on every node but from's.
+func (a *iotaAPI) accountDeleted(userID string, from *Session) {
+	if err := a.bus.Publish(iotaSubject(userID), &iotaChange{Deleted: true, from: from}); err != nil {
+		a.log.Warn("publish an account deletion", slog.String("user", userID), slog.Any("err", err))
+	}
+}
+
+// deliver sends a change to the user's devices here but the one that made
+// it; the frame is encoded once.
+func (a *iotaAPI) deliver(userID string, c *iotaChange) {
 	a.mu.Lock()
 	var targets []*Session
-	for o := range a.devices[from.UserID] {
-		if o != from {
-			targets = append(targets, o)
+	if d := a.devices[userID]; d != nil {
+		for o := range d.sessions {
+			if o != c.from {
+				targets = append(targets, o)
+			}
 		}
 	}
 	a.mu.Unlock()
 	if len(targets) == 0 {
 		return
 	}
+	if c.Deleted {
+		for _, o := range targets {
+			o.Close(CloseNormal, "account deleted")
+		}
+		return
+	}
 	frame, err := EncodeFrame(TypeUpdate, newID(), LevelDebug, "Iota update",
-		map[string]any{"result": result, "version": version})
+		map[string]any{"result": c.Result, "version": c.Version})
 	if err != nil {
 		a.log.Error("encode update", slog.Any("err", err))
 		return

@@ -27,6 +27,7 @@ import (
 	"github.com/iotad/iotad/community"
 	"github.com/iotad/iotad/community/voice"
 	icrypto "github.com/iotad/iotad/crypto"
+	"github.com/iotad/iotad/internal/bus"
 	iotasvc "github.com/iotad/iotad/iota"
 	"github.com/iotad/iotad/web"
 )
@@ -130,6 +131,10 @@ type Services struct {
 	Communities *community.Service
 	// SFU carries the calls' media; nil means call sockets do presence only.
 	SFU *voice.SFU
+	// Bus carries Iota device sync between nodes (the communities' events
+	// go through community.Options.Bus, normally the same bus); nil means
+	// this node alone (a bus.Memory).
+	Bus bus.Bus
 	// IotaKey is the Iota's identity key for version-2 logins, kept in the
 	// data directory; the zero key means one made for this process alone
 	// (tests), which clients can pin only on first use.
@@ -156,7 +161,10 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
-	s.iota = newIotaAPI(svc.Iota, s.logins, iotaIdentity(svc.IotaKey, cfg.LegacyLogin), log)
+	if svc.Bus == nil {
+		svc.Bus = bus.NewMemory()
+	}
+	s.iota = newIotaAPI(svc.Iota, s.logins, iotaIdentity(svc.IotaKey, cfg.LegacyLogin), log, svc.Bus)
 	s.iotaEP = s.iota.endpoint()
 	if cfg.PublicAddr == "" {
 		s.cfg.PublicAddr = "localhost:1984"

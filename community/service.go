@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,7 @@ import (
 
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/atomicfile"
+	"github.com/iotad/iotad/internal/bus"
 	"github.com/iotad/iotad/internal/db"
 )
 
@@ -56,8 +58,24 @@ type Service struct {
 
 	iceServers   func(userID string) []ICEServer
 	ticketSecret []byte
-	ticketsMu    sync.Mutex
-	usedTickets  map[[16]byte]time.Time
+	// bus carries events; joined says it reaches other nodes, ownBus that
+	// Close closes it. claims spends tickets once, cluster-wide when joined.
+	bus      bus.Bus
+	ownBus   bool
+	joined   bool
+	claims   bus.Claims
+	backfill func(c *Community, key string, after, before int64) ([]*Event, error)
+
+	// node is this node; nodeJSON its lease value. held are the calls
+	// whose lease this node renews (see keepCall).
+	node     Node
+	nodeJSON string
+	leaseTTL time.Duration
+	requests Requests
+	iceSub   bus.Subscription
+	heldMu   sync.Mutex
+	held     map[string]*heldCall
+	keepers  sync.WaitGroup
 
 	mu    sync.RWMutex
 	byID  map[string]*Community
@@ -77,6 +95,23 @@ type Options struct {
 	// ICEServers lists the STUN/TURN servers handed to a user joining a
 	// call (TURN credentials may be per user).
 	ICEServers func(userID string) []ICEServer
+	// Bus carries the communities' events; nil means a bus.Memory of the
+	// Service's own (closed by Close). A caller's bus is the caller's to
+	// close, after the Service.
+	Bus bus.Bus
+	// Claims spend call tickets once; nil means in memory. Nodes sharing
+	// a bus share claims (bus.NATSClaims).
+	Claims bus.Claims
+	// TicketSecret signs call tickets (at least 32 bytes); nil means a
+	// random one per start. Nodes of a cluster share one.
+	TicketSecret []byte
+	// Node is this node (an empty ID gets a random one); with a bus that
+	// joins nodes, a voice channel's call lives on the node holding its
+	// lease, renewed every LeaseTTL/3 (0: DefaultLeaseTTL).
+	Node     Node
+	LeaseTTL time.Duration
+	// Requests let a join ask the call's node for its ICE servers.
+	Requests Requests
 }
 
 // Open migrates the community tables in d and loads every community.
@@ -97,13 +132,36 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	if opts.Permissions == nil {
 		opts.Permissions = DefaultPermissions()
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
+	secret := opts.TicketSecret
+	if secret == nil {
+		secret = make([]byte, 32)
+		rand.Read(secret)
+	} else if len(secret) < 32 {
+		return nil, fmt.Errorf("%w: a ticket secret is at least 32 bytes", ErrInvalidData)
+	}
 	s := &Service{
 		db: d, keyDir: opts.KeyDir, now: opts.Now, codecs: opts.Codecs, perms: opts.Permissions,
-		iceServers: opts.ICEServers, ticketSecret: secret, usedTickets: map[[16]byte]time.Time{},
+		iceServers: opts.ICEServers, ticketSecret: secret, bus: opts.Bus, claims: opts.Claims,
 		byID: map[string]*Community{},
 	}
+	if s.bus == nil {
+		s.bus, s.ownBus = bus.NewMemory(), true
+	}
+	_, alone := s.bus.(*bus.Memory)
+	s.joined = !alone
+	if s.claims == nil {
+		s.claims = bus.NewMemoryClaims(opts.Now)
+	}
+	s.bus.Reconnected(s.resync)
+	s.node, s.leaseTTL, s.requests, s.held = opts.Node, opts.LeaseTTL, opts.Requests, map[string]*heldCall{}
+	if s.node.ID == "" {
+		s.node.ID = uuid.NewString()
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
+	}
+	nodeJSON, _ := json.Marshal(s.node)
+	s.nodeJSON = string(nodeJSON)
 	rows, err := d.Read.QueryContext(ctx, `SELECT id, name, public_key, listen_addr, public_addr, served_addr FROM communities ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("community: load: %w", err)
@@ -124,17 +182,17 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	if err := s.load(ctx, loaded); err != nil {
-		for _, c := range s.order {
-			c.events.close()
-		}
+		s.closeBus()
 		return nil, err
 	}
 	// The statements every write runs: its actor's row, and for a message
 	// the insert. Prepared now, while no transaction holds the writer.
 	if err := d.PrepareWrites(ctx, memberQuery, insertMessage); err != nil {
-		for _, c := range s.order {
-			c.events.close()
-		}
+		s.closeBus()
+		return nil, err
+	}
+	if err := s.serveICE(); err != nil {
+		s.closeBus()
 		return nil, err
 	}
 	s.w = newWriter(d)
@@ -191,13 +249,35 @@ func (s *Service) Collectors() []prometheus.Collector { return s.w.collectors() 
 // SetICEServers sets what call tickets hand out as ice_servers.
 func (s *Service) SetICEServers(fn func(userID string) []ICEServer) { s.iceServers = fn }
 
-// Close stops the writer after the writes already queued, then each
-// community's dispatcher after the events already published; events
+// Close stops the writer after the writes already queued, then (when the
+// bus is the Service's own) delivers the events already published; events
 // published later are dropped.
 func (s *Service) Close() {
+	s.stopKeepers(true)
+	if s.iceSub != nil {
+		s.iceSub.Unsubscribe()
+	}
 	s.w.close()
+	s.closeBus()
+}
+
+func (s *Service) closeBus() {
+	if s.ownBus {
+		s.bus.Close()
+	}
+}
+
+// resync runs when the bus's link to the other nodes came back: what they
+// published meanwhile is lost to this node, so every community it listens
+// to reads its caches again.
+func (s *Service) resync() {
 	for _, c := range s.All() {
-		c.events.close()
+		c.listenersMu.RLock()
+		on := c.sub != nil
+		c.listenersMu.RUnlock()
+		if on {
+			c.resync()
+		}
 	}
 }
 
@@ -393,106 +473,31 @@ type Community struct {
 
 	offsets offsetIndexes
 
-	events      *dispatcher
+	subject string
+	// listenersMu guards listeners and sub; listeners is replaced, never
+	// changed, so delivery reads it without holding it.
 	listenersMu sync.RWMutex
-	listeners   []func(Event)
+	listeners   []*listener
+	sub         bus.Subscription
+	// seq orders a channel's message_live events by their Seq; used only
+	// from the subscription's goroutine.
+	seq bus.Sequencer[*Event]
 }
 
 func (c *Community) init() {
 	c.voice = map[int64]*voiceRoom{}
-	c.events = newDispatcher(c.deliver)
+	c.subject = Subject(c.ID)
+	c.seq.Seq = func(e *Event) int64 { return e.Seq }
+	c.seq.Backfill = c.backfill
 }
 
-// Subscribe registers fn for every event of the community. fn runs in the
-// community's dispatcher goroutine, one event at a time, in the order the
-// events were published (for writes, their commit order), possibly after
-// the write that published it has returned. A slow fn delays the
-// community's later events, never its writes.
-func (c *Community) Subscribe(fn func(Event)) {
-	c.listenersMu.Lock()
-	c.listeners = append(c.listeners, fn)
-	c.listenersMu.Unlock()
-}
-
-// publish queues e for the listeners and returns at once: the writer
-// publishes from its after-commit hooks and must not wait for fan-out.
-func (c *Community) publish(e Event) { c.events.publish(e) }
-
-func (c *Community) deliver(e Event) {
-	c.listenersMu.RLock()
-	ls := c.listeners
-	c.listenersMu.RUnlock()
-	for _, fn := range ls {
-		fn(e)
+// backfill is the Sequencer's hook into the store: the message_live
+// events of a channel numbered after+1 to before-1.
+func (c *Community) backfill(key string, after, before int64) ([]*Event, error) {
+	if c.svc.backfill == nil {
+		return nil, fmt.Errorf("community: no message sequence in this store to backfill %s (%d, %d) from", key, after, before)
 	}
-}
-
-// dispatcher runs a community's fan-out in a goroutine of its own, fed in
-// publish order. Its queue is unbounded so that publishing never blocks;
-// what bounds it is that fan-out (encode once, a channel send per socket,
-// see api) is cheaper than the commit that produced each event.
-type dispatcher struct {
-	mu      sync.Mutex
-	queue   []Event
-	closed  bool
-	wake    chan struct{} // one pending signal is enough: run drains it all
-	done    chan struct{}
-	deliver func(Event)
-}
-
-func newDispatcher(deliver func(Event)) *dispatcher {
-	d := &dispatcher{wake: make(chan struct{}, 1), done: make(chan struct{}), deliver: deliver}
-	go d.run()
-	return d
-}
-
-func (d *dispatcher) publish(e Event) {
-	e.Published = time.Now()
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return
-	}
-	d.queue = append(d.queue, e)
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (d *dispatcher) run() {
-	defer close(d.done)
-	var batch []Event
-	for {
-		d.mu.Lock()
-		batch, d.queue = d.queue, batch[:0]
-		closed := d.closed
-		d.mu.Unlock()
-		if len(batch) == 0 {
-			if closed {
-				return
-			}
-			<-d.wake
-			continue
-		}
-		for _, e := range batch {
-			d.deliver(e)
-		}
-		clear(batch) // the payloads are garbage once delivered
-	}
-}
-
-// close delivers what is queued and stops; later publishes are dropped.
-func (d *dispatcher) close() {
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	<-d.done
+	return c.svc.backfill(c, key, after, before)
 }
 
 // Event is something members should hear about.
@@ -518,9 +523,15 @@ type Event struct {
 	// no longer drop.
 	MuteCall string
 	Muted    bool
+	// Seq is a message_live's number in its channel, assigned by the
+	// store at commit (0: the store assigns none); a node that sees a gap
+	// in it backfills from the store.
+	Seq int64
 	// Published is when the event was queued for the listeners: for a
 	// write, right after its commit (api measures fan-out from it).
 	Published time.Time
+	// remote marks an event another node committed and published.
+	remote bool
 }
 
 // ChannelRef is how the wire addresses a channel.

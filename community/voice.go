@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,13 +101,15 @@ func (voiceCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		servers := []ICEServer{}
-		if c.svc.iceServers != nil {
-			servers = c.svc.iceServers(m.UserID)
+		node, servers, err := c.joinCall(ctx, ch, m.UserID)
+		if err != nil {
+			return nil, err
 		}
-		return &Result{Result: ResultCallTicket, Payload: map[string]any{
-			"call_id": c.CallID(ch), "ticket": icrypto.SignTicket(c.svc.ticketSecret, t), "ice_servers": servers,
-		}}, nil
+		out := map[string]any{"call_id": c.CallID(ch), "ticket": icrypto.SignTicket(c.svc.ticketSecret, t), "ice_servers": servers}
+		if node.CallURL != "" {
+			out["call_url"] = node.CallURL
+		}
+		return &Result{Result: ResultCallTicket, Payload: out}, nil
 	case "set_state":
 		var in struct {
 			State     *string `json:"state"`
@@ -144,21 +147,42 @@ func (c *Community) RedeemTicket(path, name, ticket string) (*Channel, string, e
 		return nil, "", fmt.Errorf("%w: %v", ErrBadCallTicket, err)
 	}
 	ch, err := c.Find(path, name)
+	if err != nil && s.joined {
+		// A node with no socket of this community does not hear its tree
+		// changes: a channel another node made may be new to it.
+		if err := c.reloadTree(context.Background()); err != nil {
+			return nil, "", err
+		}
+		ch, err = c.Find(path, name)
+	}
 	if err != nil || ch.Codec != CodecVoice || c.CallID(ch) != t.CallID {
 		return nil, "", fmt.Errorf("%w: the ticket is for another channel", ErrBadCallTicket)
 	}
-	s.ticketsMu.Lock()
-	defer s.ticketsMu.Unlock()
-	now := s.now()
-	for nonce, exp := range s.usedTickets {
-		if now.After(exp) {
-			delete(s.usedTickets, nonce)
+	if s.joined {
+		// The call lives on the node holding its lease: a call socket
+		// here while another node holds it would split the call in two.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := c.placeCall(ctx, ch)
+		cancel()
+		if err != nil {
+			return nil, "", err
+		}
+		if n.ID != s.node.ID {
+			return nil, "", fmt.Errorf("%w: the call is on node %s (%s)", ErrBadCallTicket, n.ID, n.CallURL)
 		}
 	}
-	if _, used := s.usedTickets[t.Nonce]; used {
+	// A ticket verified now expires within TicketTTL, so its nonce need
+	// be remembered no longer; with a bus that joins nodes the claim is
+	// cluster-wide, so a ticket is spent once on any node.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, err := s.claims.Once(ctx, "ticket."+hex.EncodeToString(t.Nonce[:]), TicketTTL+time.Second)
+	if err != nil {
+		return nil, "", fmt.Errorf("community: spend a call ticket: %w", err)
+	}
+	if !first {
 		return nil, "", fmt.Errorf("%w: the ticket was used", ErrBadCallTicket)
 	}
-	s.usedTickets[t.Nonce] = t.Expires
 	return ch, t.UserID, nil
 }
 

@@ -26,7 +26,7 @@ const maxBatch = 512
 // interrupted statement would roll back the whole transaction). A caller
 // gone before its turn is skipped. The after hooks run after the commit,
 // in commit order, in this goroutine; they hand events to each
-// community's dispatcher, which is what orders message_live updates.
+// community's bus subscription, which is what orders message_live updates.
 type writer struct {
 	db      *db.DB
 	reqs    chan *writeOp

@@ -3,6 +3,7 @@
 // the server's own CPU time, so the cost per delivery is the server's alone.
 //
 //	iotad-load fanout --url ws://127.0.0.1:1984/ --invite TEXT --members 1000 --senders 4 --duration 10s --pid PID
+//	iotad-load fanout --url ws://A/,ws://B/,ws://C/ ... --pid PIDA,PIDB,PIDC,PIDNATS   (members spread over a cluster)
 //	iotad-load login --url ws://127.0.0.1:1984/ --invite TEXT --members 64 --workers 8 --duration 10s --pid PID
 //	iotad-load voice --url ws://127.0.0.1:1984/ --invite TEXT --peers 25 --duration 10s --pid PID
 //	iotad-load idle --url ws://127.0.0.1:1984/ --token TOKEN --sockets 2000   (server run with --pprof; --admin-url its admin listener)
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iotad/iotad/internal/load"
@@ -81,7 +84,7 @@ func logins() {
 func fanout() {
 	fs := flag.NewFlagSet("fanout", flag.ExitOnError)
 	var cfg load.FanoutConfig
-	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:1984/", "the community socket")
+	url := fs.String("url", "ws://127.0.0.1:1984/", "the community socket; comma-separated, the members spread over the nodes of a cluster")
 	fs.StringVar(&cfg.Invite, "invite", "", "an invite with at least --members uses")
 	fs.IntVar(&cfg.Members, "members", 1000, "member sockets in the channel")
 	fs.IntVar(&cfg.Senders, "senders", 4, "how many of them post")
@@ -90,25 +93,42 @@ func fanout() {
 	fs.StringVar(&cfg.Path, "path", "General", "the channel's category path")
 	fs.StringVar(&cfg.Channel, "channel", "general", "the text channel")
 	fs.IntVar(&cfg.LoginParallel, "login-parallel", 32, "concurrent logins while connecting")
-	pid := fs.Int("pid", 0, "the server's process id, to report its CPU time per delivery")
+	pidList := fs.String("pid", "", "the server's process id, to report its CPU time per delivery; comma-separated, the sum over the nodes (and nats-server)")
 	fs.Parse(os.Args[2:])
+	cfg.URLs = strings.Split(*url, ",")
+	cfg.URL = cfg.URLs[0]
+	var pids []int
+	for _, p := range strings.Split(*pidList, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iotad-load: --pid %q: not a process id\n", p)
+			os.Exit(2)
+		}
+		pids = append(pids, n)
+	}
+	cpuOf := func() time.Duration {
+		var sum time.Duration
+		for _, p := range pids {
+			sum += serverCPU(p)
+		}
+		return sum
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var before time.Duration
-	cfg.Ready = func() {
-		if *pid != 0 {
-			before = serverCPU(*pid)
-		}
-	}
+	cfg.Ready = func() { before = cpuOf() }
 	res, err := load.Fanout(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iotad-load:", err)
 		os.Exit(1)
 	}
 	fmt.Println(res)
-	if *pid != 0 {
-		cpu := serverCPU(*pid) - before
+	if len(pids) > 0 {
+		cpu := cpuOf() - before
 		fmt.Printf("server cpu=%v per delivery=%.2fµs deliveries per cpu-second=%.0f\n",
 			cpu, float64(cpu.Microseconds())/float64(res.Delivered), float64(res.Delivered)/cpu.Seconds())
 	}

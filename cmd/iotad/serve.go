@@ -34,7 +34,9 @@ type app struct {
 	communities *community.Service
 }
 
-func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
+// openApp opens the data directory; tune (serve's cluster flags) adjusts
+// the community service's options.
+func openApp(ctx context.Context, dir string, sync db.Sync, tune ...func(*community.Options)) (*app, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -53,7 +55,13 @@ func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
 	}
 	codecs := community.NewRegistry()
 	notes.Register(codecs)
-	svc, err := community.Open(ctx, d, community.Options{KeyDir: dir, Codecs: codecs})
+	opts := community.Options{KeyDir: dir, Codecs: codecs}
+	for _, t := range tune {
+		if t != nil {
+			t(&opts)
+		}
+	}
+	svc, err := community.Open(ctx, d, opts)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -126,6 +134,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tf.register(fs)
 	var pf proxyFlags
 	pf.register(fs)
+	var bf busFlags
+	bf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -144,11 +154,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := pf.apply(&cfg, logger); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)))
-	if err != nil {
-		return err
-	}
-	defer a.Close()
 	ln, err := listenTCP(ctx, *addr)
 	if err != nil {
 		return err
@@ -157,6 +162,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.PublicAddr == "" {
 		cfg.PublicAddr = ts.defaultPublicAddr(ln.Addr())
 	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	cl, err := bf.start(cfg.PublicAddr, cfg.TLS != nil, port, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// The bus closes after the stores (deferred first, runs last): the
+	// community service's last events still go out.
+	defer cl.Close()
+	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)), cl.tune)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.Close()
 	if err := firstRun(ctx, a, stdout, firstRunOptions{owner: *owner, communityName: *communityName, publicAddr: cfg.PublicAddr, tls: cfg.TLS != nil}); err != nil {
 		ln.Close()
 		return err
@@ -185,7 +205,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if turnSrv != nil {
 		defer turnSrv.Close()
 	}
-	services := api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey}
+	services := cl.services(api.Services{Iota: a.iota, Communities: a.communities, SFU: sfu, IotaKey: a.iotaKey})
 	srv := api.New(cfg, logger, services)
 	if err := registerMetrics(srv, turnSrv); err != nil {
 		closeAll()
@@ -212,6 +232,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The admin socket opens before the "listening" line, so that a CLI
 	// started after it finds the server.
 	control, err := listenControl(*data, services, srv, logger)
+	if errors.Is(err, api.ErrControlInUse) && bf.nats != "" {
+		// Nodes on one machine share the data directory; the first holds
+		// its admin socket, and what the CLI does through it reaches every
+		// node over the bus.
+		logger.Info("another node holds the admin socket of this data directory; CLI commands go through it")
+		control, err = func(ctx context.Context) error { <-ctx.Done(); return nil }, nil
+	}
 	if err != nil {
 		closeAll()
 		if aln != nil {

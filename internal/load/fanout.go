@@ -26,6 +26,9 @@ import (
 type FanoutConfig struct {
 	// URL is the community socket, e.g. ws://127.0.0.1:1984/.
 	URL string
+	// URLs, when set, spread the members over several nodes of a cluster
+	// serving the community: member i dials URLs[i % len(URLs)].
+	URLs []string
 	// Invite lets the members join (it needs Members uses).
 	Invite  string
 	Members int
@@ -98,6 +101,12 @@ func (r *receiver) onFrame(frame []byte) bool {
 
 // Join logs n new users in to the community at url with invite.
 func Join(ctx context.Context, url, invite string, n, parallel int, opts func(i int) *client.Options) ([]*client.Client, error) {
+	return JoinSpread(ctx, []string{url}, invite, n, parallel, opts)
+}
+
+// JoinSpread is Join with member i on urls[i % len(urls)]: one community
+// served by several nodes.
+func JoinSpread(ctx context.Context, urls []string, invite string, n, parallel int, opts func(i int) *client.Options) ([]*client.Client, error) {
 	if parallel <= 0 {
 		parallel = 16
 	}
@@ -120,7 +129,7 @@ func Join(ctx context.Context, url, invite string, n, parallel int, opts func(i 
 			if opts != nil {
 				o = opts(i)
 			}
-			c, err := client.Dial(ctx, url, o)
+			c, err := client.Dial(ctx, urls[i%len(urls)], o)
 			if err != nil {
 				errs[i] = err
 				return
@@ -151,7 +160,11 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		return FanoutResult{}, fmt.Errorf("load: senders must be 1..members")
 	}
 	recv := &receiver{}
-	clients, err := Join(ctx, cfg.URL, cfg.Invite, cfg.Members, cfg.LoginParallel, func(int) *client.Options {
+	urls := cfg.URLs
+	if len(urls) == 0 {
+		urls = []string{cfg.URL}
+	}
+	clients, err := JoinSpread(ctx, urls, cfg.Invite, cfg.Members, cfg.LoginParallel, func(int) *client.Options {
 		return &client.Options{OnFrame: recv.onFrame}
 	})
 	if err != nil {

@@ -1,0 +1,284 @@
+package community
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/iotad/iotad/internal/bus"
+)
+
+// Subject is the bus subject of a community's events.
+func Subject(communityID string) string { return "iotad.community." + communityID }
+
+// wireEvent is an Event as one node tells the others (bus.Message.Encode).
+// Payload stays the JSON the sockets get, so a receiving node decodes it
+// only where one of its caches needs a field.
+type wireEvent struct {
+	Channel     *ChannelRef     `json:"channel,omitempty"`
+	Result      string          `json:"result,omitempty"`
+	Payload     json.RawMessage `json:"payload,omitempty"`
+	Except      string          `json:"except,omitempty"`
+	TreeChanged bool            `json:"tree_changed,omitempty"`
+	Disconnect  string          `json:"disconnect,omitempty"`
+	CloseCode   int             `json:"close_code,omitempty"`
+	RoleChanged string          `json:"role_changed,omitempty"`
+	Role        Role            `json:"role,omitempty"`
+	EndCall     string          `json:"end_call,omitempty"`
+	MuteCall    string          `json:"mute_call,omitempty"`
+	Muted       bool            `json:"muted,omitempty"`
+	Seq         int64           `json:"seq,omitempty"`
+	Published   int64           `json:"published,omitempty"` // unix µs
+}
+
+// Encode implements bus.Message; only a bus that leaves the process calls
+// it, once per publish.
+func (e *Event) Encode() ([]byte, error) {
+	w := wireEvent{Channel: e.Channel, Result: e.Result, Except: e.Except, TreeChanged: e.TreeChanged,
+		Disconnect: e.Disconnect, CloseCode: e.CloseCode, RoleChanged: e.RoleChanged, Role: e.Role,
+		EndCall: e.EndCall, MuteCall: e.MuteCall, Muted: e.Muted, Seq: e.Seq, Published: e.Published.UnixMicro()}
+	if e.Payload != nil {
+		p, err := json.Marshal(e.Payload)
+		if err != nil {
+			return nil, err
+		}
+		w.Payload = p
+	}
+	return json.Marshal(w)
+}
+
+// decodeEvent is the bus.Decoder of community events from other nodes.
+func decodeEvent(data []byte) (bus.Message, error) {
+	var w wireEvent
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("community: decode event: %w", err)
+	}
+	e := &Event{Channel: w.Channel, Result: w.Result, Except: w.Except, TreeChanged: w.TreeChanged,
+		Disconnect: w.Disconnect, CloseCode: w.CloseCode, RoleChanged: w.RoleChanged, Role: w.Role,
+		EndCall: w.EndCall, MuteCall: w.MuteCall, Muted: w.Muted, Seq: w.Seq,
+		Published: time.UnixMicro(w.Published), remote: true}
+	if w.Payload != nil {
+		e.Payload = w.Payload
+	}
+	return e, nil
+}
+
+// Subscribe registers fn for every event of the community, from this node
+// and, on a bus that joins nodes, from every other. fn runs in the
+// community's one delivery goroutine, one event at a time, in the order
+// the events were published (for writes, their commit order; a channel's
+// messages from several nodes in the order of their sequence), possibly
+// after the write that published it has returned. A slow fn delays the
+// community's later events, never its writes. The first listener
+// subscribes the community on the bus, the last one to stop unsubscribes
+// it: a node hears only communities it has sockets for.
+func (c *Community) Subscribe(fn func(Event)) (stop func()) {
+	l := &listener{fn: fn}
+	c.listenersMu.Lock()
+	c.listeners = append(append([]*listener(nil), c.listeners...), l)
+	first := len(c.listeners) == 1
+	if first {
+		c.subscribeLocked()
+	}
+	c.listenersMu.Unlock()
+	return func() {
+		c.listenersMu.Lock()
+		defer c.listenersMu.Unlock()
+		kept := make([]*listener, 0, len(c.listeners))
+		for _, o := range c.listeners {
+			if o != l {
+				kept = append(kept, o)
+			}
+		}
+		if len(kept) == len(c.listeners) {
+			return
+		}
+		c.listeners = kept
+		if len(kept) == 0 && c.sub != nil {
+			c.sub.Unsubscribe()
+			c.sub = nil
+		}
+	}
+}
+
+type listener struct{ fn func(Event) }
+
+// subscribeLocked subscribes to the community's subject; with
+// c.listenersMu held. On a bus that joins nodes, the caches other nodes'
+// events keep current may have gone stale while nothing was subscribed,
+// so they are read again first.
+func (c *Community) subscribeLocked() {
+	if c.svc.joined {
+		c.resync()
+	}
+	sub, err := c.svc.bus.Subscribe(c.subject, decodeEvent, c.receive)
+	if err != nil {
+		slog.Error("community: subscribe to events", slog.String("community", c.ID), slog.Any("err", err))
+		return
+	}
+	c.sub = sub
+}
+
+// publish hands e to the bus and returns at once: the writer publishes
+// from its after-commit hooks and must not wait for fan-out.
+func (c *Community) publish(e Event) {
+	e.Published = time.Now()
+	if err := c.svc.bus.Publish(c.subject, &e); err != nil {
+		slog.Warn("community: publish event", slog.String("community", c.ID), slog.String("result", e.Result), slog.Any("err", err))
+	}
+}
+
+// receive is the bus subscription's handler: it brings this node's caches
+// up to date with another node's event, puts a channel's messages in
+// sequence order, and hands the event to the listeners.
+func (c *Community) receive(m bus.Message) {
+	e := m.(*Event)
+	if e.remote {
+		c.applyRemote(e)
+	}
+	if e.Seq > 0 && e.Channel != nil && e.Result == ResultMessageLive {
+		c.seq.Next(e.Channel.Path+"/"+e.Channel.Name, e.Seq, e, c.deliver)
+		return
+	}
+	c.deliver(e)
+}
+
+func (c *Community) deliver(e *Event) {
+	c.listenersMu.RLock()
+	ls := c.listeners
+	c.listenersMu.RUnlock()
+	for _, l := range ls {
+		l.fn(*e)
+	}
+}
+
+// applyRemote does for another node's event what the after-commit hook
+// did on the node that committed it: the offset index, the tree, the
+// voice state.
+func (c *Community) applyRemote(e *Event) {
+	switch {
+	case e.TreeChanged:
+		if err := c.reloadTree(context.Background()); err != nil {
+			slog.Error("community: reload the tree after another node changed it", slog.String("community", c.ID), slog.Any("err", err))
+		}
+		return
+	case e.Channel == nil:
+		return
+	}
+	ch, err := c.Find(e.Channel.Path, e.Channel.Name)
+	if err != nil {
+		return // a channel this node has not loaded yet: its tree event follows
+	}
+	raw, _ := e.Payload.(json.RawMessage)
+	switch e.Result {
+	case ResultMessageLive, ResultMessageDeleted:
+		var p struct {
+			ID string `json:"message_id"`
+		}
+		if json.Unmarshal(raw, &p) != nil {
+			return
+		}
+		id, err := uuid.Parse(p.ID)
+		if err != nil {
+			return
+		}
+		if e.Result == ResultMessageLive {
+			c.offsets.added(ch.ID, id)
+		} else {
+			c.offsets.removed(ch.ID, id)
+		}
+	case ResultUserChanged:
+		if ch.Codec != CodecVoice {
+			return
+		}
+		var u VoiceUser
+		if json.Unmarshal(raw, &u) != nil || u.UserID == "" {
+			return
+		}
+		c.setRemoteVoice(ch, u)
+	case ResultUserLeft:
+		var p struct {
+			UserID string `json:"user_id"`
+		}
+		if json.Unmarshal(raw, &p) == nil && ch.Codec == CodecVoice {
+			c.dropRemoteVoice(ch, p.UserID)
+		}
+	}
+}
+
+// setRemoteVoice records a voice state another node announced. An
+// inactive user stays listed until their user_left, as on the node that
+// holds the call.
+func (c *Community) setRemoteVoice(ch *Channel, u VoiceUser) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.voice[ch.ID]
+	if room == nil {
+		room = &voiceRoom{}
+		c.voice[ch.ID] = room
+	}
+	have := room.find(u.UserID)
+	if have == nil {
+		have = &VoiceUser{}
+		room.users = append(room.users, have)
+	}
+	*have = u
+	c.treeJSON = nil
+}
+
+func (c *Community) dropRemoteVoice(ch *Channel, userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.voice[ch.ID]
+	if room == nil {
+		return
+	}
+	kept := room.users[:0]
+	for _, u := range room.users {
+		if u.UserID != userID {
+			kept = append(kept, u)
+		}
+	}
+	room.users = kept
+	if len(kept) == 0 {
+		delete(c.voice, ch.ID)
+	}
+	c.treeJSON = nil
+}
+
+// reloadTree reads the channel tree again (another node changed it) and
+// drops the offset indexes and voice rooms of channels that are gone.
+func (c *Community) reloadTree(ctx context.Context) error {
+	c.treeMu.Lock()
+	defer c.treeMu.Unlock()
+	fresh := &Community{svc: c.svc, ID: c.ID}
+	if err := fresh.loadTree(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.channels {
+		if fresh.channels[id] == nil {
+			c.offsets.drop(id)
+			delete(c.voice, id)
+		}
+	}
+	c.root, c.channels, c.treeJSON = fresh.root, fresh.channels, nil
+	return nil
+}
+
+// resync reads again what other nodes' events keep current, after a time
+// this node did not hear them: the tree, and the offset indexes (rebuilt
+// on their next use).
+func (c *Community) resync() {
+	if err := c.reloadTree(context.Background()); err != nil {
+		slog.Error("community: reload the tree", slog.String("community", c.ID), slog.Any("err", err))
+	}
+	c.offsets.mu.Lock()
+	clear(c.offsets.byID)
+	c.offsets.mu.Unlock()
+}
