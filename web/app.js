@@ -821,9 +821,10 @@ async function joinVoice(com, path, name) {
   if (call.pc) await leaveVoice();
   try {
     const t = await com.fn(path, name, "voice", "join");
-    const { ticket, ice_servers } = t.data.payload;
+    const { ticket, ice_servers, call_url } = t.data.payload;
     call.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    const sock = new Socket(`${com.url}ws/calls/`);
+    // In a cluster the call lives on one node, which join names.
+    const sock = new Socket(call_url || `${com.url}ws/calls/`);
     await sock.open();
     await sock.request("identification", { path, name, ticket });
     const pc = new RTCPeerConnection({ iceServers: ice_servers });
