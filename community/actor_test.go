@@ -121,7 +121,7 @@ func TestStaleActorCannotAct(t *testing.T) {
 			},
 			unchanged: func(v Member, _ string) error {
 				var revoked int
-				err := s.db.Read.QueryRow(`SELECT count(*) FROM invites WHERE user_id = ? AND revoked = 1`, v.UserID).Scan(&revoked)
+				err := s.db.Read.QueryRow(`SELECT count(*) FROM invites WHERE user_id = $1 AND revoked = 1`, v.UserID).Scan(&revoked)
 				if err != nil || revoked != 0 {
 					return fmt.Errorf("%d invites revoked (%v)", revoked, err)
 				}
@@ -159,7 +159,7 @@ func TestStaleActorCannotAct(t *testing.T) {
 			},
 			unchanged: func(v Member, _ string) error {
 				var n int
-				s.db.Read.QueryRow(`SELECT count(*) FROM messages WHERE sender_id = ?`, v.UserID).Scan(&n)
+				s.db.Read.QueryRow(`SELECT count(*) FROM messages WHERE sender_id = $1`, v.UserID).Scan(&n)
 				if n != 1 {
 					return fmt.Errorf("the victim has %d messages", n)
 				}
@@ -229,7 +229,7 @@ func TestStaleActorCannotAct(t *testing.T) {
 					}
 				}
 				var acted int
-				s.db.Read.QueryRow(`SELECT count(*) FROM audit_log WHERE actor_id = ? AND action != 'join'`, admin.UserID).Scan(&acted)
+				s.db.Read.QueryRow(`SELECT count(*) FROM audit_log WHERE actor_id = $1 AND action != 'join'`, admin.UserID).Scan(&acted)
 				if acted != 0 {
 					t.Fatalf("%d audit rows by the removed admin", acted)
 				}

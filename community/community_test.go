@@ -163,7 +163,7 @@ func seedMessages(t testing.TB, s *Service, c *Community, ch *Channel, n int) []
 	ids := make([]uuid.UUID, n)
 	base := time.Now().Add(-time.Duration(n) * time.Millisecond)
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5)`)
 		if err != nil {
 			return err
 		}
@@ -209,7 +209,7 @@ func TestDeepOffsets(t *testing.T) {
 		t.Helper()
 		for _, offset := range []int{1000, 1001, 2500, 4949, 4990, 5000, 9000} {
 			got, more := getPage(t, c, ch, map[string]any{"loaded_messages": offset, "amount": 50})
-			rows, err := s.db.Read.Query(`SELECT `+messageColumns+` FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT 51 OFFSET ?`, ch.ID, offset)
+			rows, err := s.db.Read.Query(`SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 ORDER BY id DESC LIMIT 51 OFFSET $2`, ch.ID, offset)
 			if err != nil {
 				t.Fatal(err)
 			}

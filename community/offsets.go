@@ -145,7 +145,7 @@ func (c *Community) offsetIndex(ctx context.Context, ch int64) (*offsetIndex, er
 }
 
 func (c *Community) buildIndex(ctx context.Context, ch int64, idx *offsetIndex) error {
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = ? ORDER BY id`, ch)
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = $1 ORDER BY id`, ch)
 	if err != nil {
 		return fmt.Errorf("community: index messages: %w", err)
 	}

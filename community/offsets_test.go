@@ -77,7 +77,7 @@ func TestDeepPageCannotStallTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []uuid.UUID
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = ? ORDER BY id`, ch.ID)
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = $1 ORDER BY id`, ch.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

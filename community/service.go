@@ -243,7 +243,7 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 		return nil, fmt.Errorf("community: key file: %w", err)
 	}
 	err = s.w.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES(?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES($1, $2, $3, $4)`,
 			c.ID, c.Name, pub[:], s.now().UnixMilli())
 		return err
 	}, nil)
@@ -292,7 +292,7 @@ func (s *Service) SetAddresses(ctx context.Context, c *Community, listen, public
 		return fmt.Errorf("%w: %q already listens on %s", ErrConflict, taken, listen)
 	}
 	err := s.w.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE communities SET listen_addr = ?, public_addr = ? WHERE id = ?`, listen, public, c.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE communities SET listen_addr = $1, public_addr = $2 WHERE id = $3`, listen, public, c.ID)
 		return err
 	}, nil)
 	if err != nil {
@@ -309,7 +309,7 @@ func (s *Service) SetServedAddr(ctx context.Context, c *Community, addr string) 
 		return nil
 	}
 	err := s.w.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE communities SET served_addr = ? WHERE id = ?`, addr, c.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE communities SET served_addr = $1 WHERE id = $2`, addr, c.ID)
 		return err
 	}, nil)
 	if err != nil {

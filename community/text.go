@@ -30,7 +30,7 @@ const (
 )
 
 // insertMessage stores one message; every send runs it, so it is prepared.
-const insertMessage = `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`
+const insertMessage = `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5)`
 
 // Message is a text message as the wire shows it.
 type Message struct {
@@ -274,7 +274,7 @@ func page[T any](rows []T, amount int) ([]T, bool) {
 
 func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid.UUID, amount int) ([]Message, bool, error) {
 	var one int
-	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, before[:]).Scan(&one)
+	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, before[:]).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, before)
 	}
@@ -282,7 +282,7 @@ func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, ch.ID, before[:], amount+1)
+		WHERE channel_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, ch.ID, before[:], amount+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
@@ -300,14 +300,14 @@ func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount 
 			return []Message{}, false, nil
 		}
 		rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-			WHERE channel_id = ? AND id <= ? ORDER BY id DESC LIMIT ?`, ch.ID, newest[:], amount+1)
+			WHERE channel_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3`, ch.ID, newest[:], amount+1)
 		if err != nil {
 			return nil, false, fmt.Errorf("community: read messages: %w", err)
 		}
 		return scanMessages(rows, amount)
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`, ch.ID, amount+1, offset)
+		WHERE channel_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`, ch.ID, amount+1, offset)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
@@ -317,7 +317,7 @@ func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount 
 // senderOf reads who sent a message, inside a write transaction.
 func senderOf(ctx context.Context, tx *sql.Tx, ch *Channel, id uuid.UUID) (string, error) {
 	var sender string
-	err := tx.QueryRowContext(ctx, `SELECT sender_id FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, id[:]).Scan(&sender)
+	err := tx.QueryRowContext(ctx, `SELECT sender_id FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]).Scan(&sender)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("%w: no message %s in this channel", ErrNotFound, id)
 	}
@@ -356,7 +356,7 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 			return fmt.Errorf("%w: only the sender may edit a message", ErrPermission)
 		}
 		editedAt = c.svc.now().UnixMilli()
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = ?, edited_at = ? WHERE channel_id = ? AND id = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = $1, edited_at = $2 WHERE channel_id = $3 AND id = $4`,
 			*in.Message, editedAt, ch.ID, id[:])
 		return err
 	}, func() {
@@ -397,7 +397,7 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		if others && !c.svc.perms.Allows(actor.Role, PermDeleteAny) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = ? AND id = ?`, ch.ID, id[:]); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]); err != nil {
 			return err
 		}
 		if others {

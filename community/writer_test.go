@@ -58,7 +58,7 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 	insert := func(ctx context.Context, body string) func(tx *sql.Tx) error {
 		return func(tx *sql.Tx) error {
 			id := s.ids.next(s.now())
-			_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`,
+			_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5)`,
 				ch.ID, id[:], "someone", body, s.now().UnixMilli())
 			return err
 		}
@@ -72,7 +72,7 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 	// time to act on the cancellation while the statement still runs.
 	gone := op(clientCtx, "gone", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(clientCtx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-			INSERT INTO channel_state(channel_id, key, value) SELECT ?, 'k' || hang_up(i), 'v' FROM n`, ch.ID)
+			INSERT INTO channel_state(channel_id, key, value) SELECT $1, 'k' || hang_up(i), 'v' FROM n`, ch.ID)
 		return err
 	})
 	third := op(ctx, "third", insert(ctx, "third"))
@@ -91,7 +91,7 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 		t.Errorf("acknowledged: %v", acked)
 	}
 	var n int
-	if err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE channel_id = ? AND body IN ('first', 'third')`, ch.ID).Scan(&n); err != nil || n != 2 {
+	if err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE channel_id = $1 AND body IN ('first', 'third')`, ch.ID).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("%d of the two connected clients' messages stored (%v)", n, err)
 	}
 }

@@ -40,7 +40,7 @@ func Backup(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("db: backup: %w", err)
 	}
 	f.Close()
-	if _, err := d.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+	if _, err := d.ExecContext(ctx, `VACUUM INTO $1`, dst); err != nil {
 		os.Remove(dst)
 		return fmt.Errorf("db: backup %s: %w", src, err)
 	}

@@ -246,7 +246,7 @@ func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) er
 		}
 		err = d.Tx(ctx, func(tx *sql.Tx) error {
 			var current int
-			err := tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, component).Scan(&current)
+			err := tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = $1`, component).Scan(&current)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("db: read %s version: %w", component, err)
 			}
@@ -256,7 +256,7 @@ func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) er
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("db: apply %s/%s: %w", component, name, err)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO schema_versions(component, version) VALUES(?, ?)
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_versions(component, version) VALUES($1, $2)
 				ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, num)
 			return err
 		})
@@ -270,7 +270,7 @@ func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) er
 // Version reports the migration version recorded for component (0 if none).
 func (d *DB) Version(ctx context.Context, component string) (int, error) {
 	var v int
-	err := d.Read.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, component).Scan(&v)
+	err := d.Read.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = $1`, component).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

@@ -28,7 +28,7 @@ func TestReadRow(t *testing.T) {
 	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	const q = `SELECT v FROM kv WHERE k = ?`
+	const q = `SELECT v FROM kv WHERE k = $1`
 	var v string
 	if err := d.ReadRow(ctx, q, "a").Scan(&v); !errors.Is(err, sql.ErrNoRows) {
 		t.Fatalf("missing row: %v", err)
@@ -236,7 +236,7 @@ func TestPreparedWritesInsideTransactions(t *testing.T) {
 	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	const put, get = `INSERT INTO kv(k, v) VALUES(?, ?)`, `SELECT v FROM kv WHERE k = ?`
+	const put, get = `INSERT INTO kv(k, v) VALUES($1, $2)`, `SELECT v FROM kv WHERE k = $1`
 	if err := d.PrepareWrites(ctx, put, get); err != nil {
 		t.Fatal(err)
 	}
