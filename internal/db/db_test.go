@@ -6,14 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
-	"time"
 
 	"modernc.org/sqlite"
 )
@@ -92,68 +88,6 @@ func TestDataDirNameCannotRedirectTheDatabase(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Fatalf("files beside the data directory: %q", names)
-	}
-}
-
-// barrierFS holds every reader of a migration file until n have arrived,
-// so that concurrent migrators are all past whatever they did before
-// reading the file.
-type barrierFS struct {
-	fs.FS
-	mu      sync.Mutex
-	arrived int
-	n       int
-	all     chan struct{}
-}
-
-func (b *barrierFS) Open(name string) (fs.File, error) {
-	if strings.HasSuffix(name, ".sql") {
-		b.mu.Lock()
-		b.arrived++
-		if b.arrived == b.n {
-			close(b.all)
-		}
-		b.mu.Unlock()
-		select {
-		case <-b.all:
-		case <-time.After(10 * time.Second):
-			return nil, errors.New("barrierFS: the other migrator never read the file")
-		}
-	}
-	return b.FS.Open(name)
-}
-
-// TestConcurrentMigratorsCannotApplyTwice: two processes starting on one
-// database (iotad serve and a CLI command) migrate at once. Both have
-// decided what to apply when they reach the migration; only one may
-// apply it, the other must see its version and skip it.
-func TestConcurrentMigratorsCannotApplyTwice(t *testing.T) {
-	ctx := context.Background()
-	file := filepath.Join(t.TempDir(), "t.db")
-	migrations := &barrierFS{n: 2, all: make(chan struct{}), FS: fstest.MapFS{
-		// Not idempotent: a second application fails.
-		"0001_init.sql": {Data: []byte(`CREATE TABLE once (x INTEGER)`)},
-	}}
-	var dbs [2]*DB
-	for i := range dbs {
-		d, err := Open(ctx, file, SyncNormal)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		dbs[i] = d
-	}
-	errs := make(chan error, len(dbs))
-	for _, d := range dbs {
-		go func() { errs <- d.Migrate(ctx, "test", migrations) }()
-	}
-	for range dbs {
-		if err := <-errs; err != nil {
-			t.Errorf("migrate: %v", err)
-		}
-	}
-	if v, err := dbs[0].Version(ctx, "test"); err != nil || v != 1 {
-		t.Fatalf("version %d, %v", v, err)
 	}
 }
 
