@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -137,6 +138,11 @@ func checkBody(body *string) error {
 	}
 	if !utf8.ValidString(*body) {
 		return fmt.Errorf("%w: a message must be valid UTF-8", ErrInvalidData)
+	}
+	// PostgreSQL's text cannot hold U+0000; refused on both backends, a
+	// client sees one behaviour whichever the server uses.
+	if strings.IndexByte(*body, 0) >= 0 {
+		return fmt.Errorf("%w: a message must not contain U+0000", ErrInvalidData)
 	}
 	return nil
 }

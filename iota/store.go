@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,8 +35,9 @@ const (
 )
 
 // Limits are the per-user quotas of an Iota. They are checked inside the
-// write transaction, which the single write connection serialises, so two
-// sockets racing at a limit cannot both get past it.
+// write transaction after the user's version is bumped, which serialises a
+// user's writes (SQLite's single writer; on PostgreSQL the lock on the
+// user's row), so two sockets racing at a limit cannot both get past it.
 type Limits struct {
 	// MaxEntries bounds the entries of a user's community list.
 	MaxEntries int
@@ -288,27 +290,37 @@ func checkField(name, v string) error {
 	if len(v) > MaxFieldBytes {
 		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidData, name, MaxFieldBytes)
 	}
+	return checkNoNUL(name, v)
+}
+
+// checkNoNUL refuses U+0000, which PostgreSQL's text cannot hold: refused
+// on both backends, a client sees one behaviour whichever the server uses.
+func checkNoNUL(name, v string) error {
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%w: %s must not contain U+0000", ErrInvalidData, name)
+	}
 	return nil
 }
 
 // bumpVersion checks expected (when given) against the user's version and
-// increments it, inside tx.
+// increments it, inside tx. Reading and bumping are one statement: on
+// PostgreSQL it locks the user's row until the commit, so two nodes
+// writing one user's list take turns, and the quota checks that follow it
+// count under that lock. On a conflict the caller's transaction is rolled
+// back with the error, and the bump with it.
 func bumpVersion(ctx context.Context, tx *sql.Tx, userID string, expected *int64) (int64, error) {
-	var current int64
-	err := tx.QueryRowContext(ctx, `SELECT version FROM users WHERE id = $1`, userID).Scan(&current)
+	var next int64
+	err := tx.QueryRowContext(ctx, `UPDATE users SET version = version + 1 WHERE id = $1 RETURNING version`, userID).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrUnknownUser
 	}
 	if err != nil {
-		return 0, fmt.Errorf("iota: read version: %w", err)
-	}
-	if expected != nil && *expected != current {
-		return 0, &ConflictError{Current: current}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET version = $1 WHERE id = $2`, current+1, userID); err != nil {
 		return 0, fmt.Errorf("iota: bump version: %w", err)
 	}
-	return current + 1, nil
+	if expected != nil && *expected != next-1 {
+		return 0, &ConflictError{Current: next - 1}
+	}
+	return next, nil
 }
 
 // checkEntryQuota refuses a new entry when the user has MaxEntries.
@@ -330,7 +342,7 @@ func checkEntryQuota(ctx context.Context, tx *sql.Tx, userID string, l Limits) e
 func checkSettingsQuota(ctx context.Context, tx *sql.Tx, userID, name string, size int, l Limits) error {
 	var others int
 	var otherBytes int64
-	err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0)
+	err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(octet_length(payload)), 0)
 		FROM settings WHERE user_id = $1 AND name != $2`, userID, name).Scan(&others, &otherBytes)
 	if err != nil {
 		return fmt.Errorf("iota: count settings: %w", err)
@@ -454,6 +466,12 @@ func (s *Store) SaveSetting(ctx context.Context, userID, name, payload string, e
 	}
 	if len(payload) > MaxSettingsBytes {
 		return 0, fmt.Errorf("%w: payload is longer than %d bytes", ErrInvalidData, MaxSettingsBytes)
+	}
+	if err := checkNoNUL("settings_name", name); err != nil {
+		return 0, err
+	}
+	if err := checkNoNUL("payload", payload); err != nil {
+		return 0, err
 	}
 	var version int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
