@@ -49,7 +49,9 @@ func (g *idGen) next(now time.Time) uuid.UUID {
 // seed makes the ids that follow sort after newest, the newest id stored.
 // The generator's memory ends with the process; without the seed, a
 // restart with the clock stepped back would issue ids that sort before
-// messages already sent, and paging (by id) would show them out of place.
+// messages already sent. Paging goes by seq (migration 0004), which the
+// database assigns; the seed keeps one node's ids in that same order for
+// clients that sort by id.
 func (g *idGen) seed(newest uuid.UUID) {
 	ms := int64(binary.BigEndian.Uint64(append([]byte{0, 0}, newest[0:6]...)))
 	seq := uint16(newest[6]&0x0f)<<8 | uint16(newest[7])

@@ -466,7 +466,7 @@ func (c *Community) setBanned(ctx context.Context, actor Member, userID string, 
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE members SET banned = $1 WHERE community_id = $2 AND user_id = $3`, banned, c.ID, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET banned = $1 WHERE community_id = $2 AND user_id = $3`, boolInt(banned), c.ID, userID); err != nil {
 			return fmt.Errorf("community: %s: %w", action, err)
 		}
 		return c.audit(ctx, tx, actor.UserID, action, userID)
@@ -565,4 +565,13 @@ func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Rol
 		}
 		c.publish(Event{RoleChanged: userID, Role: role})
 	})
+}
+
+// boolInt is a flag as its INTEGER column holds it: PostgreSQL, unlike
+// SQLite, does not take a Go bool for a BIGINT.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -131,7 +131,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	}
 	// The statements every write runs: its actor's row, and for a message
 	// the insert. Prepared now, while no transaction holds the writer.
-	if err := d.PrepareWrites(ctx, memberQuery, insertMessage); err != nil {
+	if err := d.PrepareWrites(ctx, memberQuery, nextSeq, insertMessage); err != nil {
 		for _, c := range s.order {
 			c.events.close()
 		}
@@ -160,10 +160,12 @@ func (s *Service) load(ctx context.Context, loaded []*Community) error {
 	return s.seedIDs(ctx)
 }
 
-// seedIDs starts the message id generator after the newest stored id. One
-// index seek per channel: the messages key is (channel_id, id).
+// seedIDs starts the message id generator after the newest stored id, so
+// that on one node ids keep increasing with seq across a restart with the
+// clock stepped back. One index seek per channel: the messages key is
+// (channel_id, seq).
 func (s *Service) seedIDs(ctx context.Context) error {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT (SELECT m.id FROM messages m WHERE m.channel_id = c.id ORDER BY m.id DESC LIMIT 1)
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT (SELECT m.id FROM messages m WHERE m.channel_id = c.id ORDER BY m.seq DESC LIMIT 1)
 		FROM channels c`)
 	if err != nil {
 		return fmt.Errorf("community: newest message id: %w", err)

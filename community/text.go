@@ -30,8 +30,14 @@ const (
 	ResultTyping          = "typing"
 )
 
-// insertMessage stores one message; every send runs it, so it is prepared.
-const insertMessage = `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5)`
+// Every send runs these two, so they are prepared. nextSeq gives the
+// message its place in the channel (migration 0004): the database, not
+// this process, decides the order, and on PostgreSQL the channel's row
+// stays locked until the commit, so seqs also follow commit order.
+const (
+	nextSeq       = `UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq`
+	insertMessage = `INSERT INTO messages(channel_id, seq, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5, $6)`
+)
 
 // Message is a text message as the wire shows it.
 type Message struct {
@@ -40,6 +46,11 @@ type Message struct {
 	SendTime int64  `json:"send_time"`
 	SenderID string `json:"sender_id"`
 	EditedAt *int64 `json:"edited_at,omitempty"`
+	// Seq is the message's place in its channel's order (1, 2, …, with
+	// gaps where messages were deleted), assigned by the database. It is
+	// not on the wire: message_live carries it inside the process, for a
+	// node to notice a message it missed.
+	Seq int64 `json:"-"`
 }
 
 // TypingInterval is how often one user's typing in one channel is passed
@@ -174,22 +185,29 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	c, ch := call.Community, call.Channel
 	msg := Message{Body: *in.Message, SenderID: call.Member.UserID}
 	var id uuid.UUID
-	// The id and time are taken inside the transaction, so ids increase in
-	// the order messages are stored and published.
+	// The id and time are taken inside the transaction, so on one node ids
+	// increase in the order messages are stored and published, as seqs do.
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting"); err != nil {
 			return err
 		}
+		err := c.svc.db.Row(ctx, tx, nextSeq, ch.ID).Scan(&msg.Seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: the channel was deleted", ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("community: number message: %w", err)
+		}
 		now := c.svc.now()
 		id = c.svc.ids.next(now)
 		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
-		_, err := c.svc.db.Exec(ctx, tx, insertMessage, ch.ID, id[:], msg.SenderID, msg.Body, msg.SendTime)
+		_, err = c.svc.db.Exec(ctx, tx, insertMessage, ch.ID, msg.Seq, id[:], msg.SenderID, msg.Body, msg.SendTime)
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
 		}
 		return nil
 	}, func() {
-		c.offsets.added(ch.ID, id)
+		c.offsets.added(ch.ID, msg.Seq)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg})
 	})
 	if err != nil {
@@ -238,7 +256,7 @@ func getMessages(ctx context.Context, call *Call) (*Result, error) {
 	return &Result{Result: ResultMessageChunk, Payload: map[string]any{"messages": msgs, "has_more": more}}, nil
 }
 
-const messageColumns = `id, sender_id, body, send_time, edited_at`
+const messageColumns = `seq, id, sender_id, body, send_time, edited_at`
 
 func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
 	defer rows.Close()
@@ -247,7 +265,7 @@ func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
 		var m Message
 		var id []byte
 		var edited sql.NullInt64
-		if err := rows.Scan(&id, &m.SenderID, &m.Body, &m.SendTime, &edited); err != nil {
+		if err := rows.Scan(&m.Seq, &id, &m.SenderID, &m.Body, &m.SendTime, &edited); err != nil {
 			return nil, false, fmt.Errorf("community: read messages: %w", err)
 		}
 		u, err := uuid.FromBytes(id)
@@ -279,8 +297,8 @@ func page[T any](rows []T, amount int) ([]T, bool) {
 }
 
 func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid.UUID, amount int) ([]Message, bool, error) {
-	var one int
-	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, before[:]).Scan(&one)
+	var seq int64
+	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT seq FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, before[:]).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, before)
 	}
@@ -288,7 +306,7 @@ func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, ch.ID, before[:], amount+1)
+		WHERE channel_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, ch.ID, seq, amount+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
@@ -306,28 +324,30 @@ func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount 
 			return []Message{}, false, nil
 		}
 		rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-			WHERE channel_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3`, ch.ID, newest[:], amount+1)
+			WHERE channel_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3`, ch.ID, newest, amount+1)
 		if err != nil {
 			return nil, false, fmt.Errorf("community: read messages: %w", err)
 		}
 		return scanMessages(rows, amount)
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`, ch.ID, amount+1, offset)
+		WHERE channel_id = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3`, ch.ID, amount+1, offset)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
 	return scanMessages(rows, amount)
 }
 
-// senderOf reads who sent a message, inside a write transaction.
-func senderOf(ctx context.Context, tx *sql.Tx, ch *Channel, id uuid.UUID) (string, error) {
+// senderOf reads who sent a message and its seq, inside a write
+// transaction.
+func senderOf(ctx context.Context, tx *sql.Tx, ch *Channel, id uuid.UUID) (string, int64, error) {
 	var sender string
-	err := tx.QueryRowContext(ctx, `SELECT sender_id FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]).Scan(&sender)
+	var seq int64
+	err := tx.QueryRowContext(ctx, `SELECT sender_id, seq FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]).Scan(&sender, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("%w: no message %s in this channel", ErrNotFound, id)
+		return "", 0, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, id)
 	}
-	return sender, err
+	return sender, seq, err
 }
 
 func editMessage(ctx context.Context, call *Call) (*Result, error) {
@@ -354,7 +374,7 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "editing"); err != nil {
 			return err
 		}
-		sender, err := senderOf(ctx, tx, ch, id)
+		sender, _, err := senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
 		}
@@ -390,12 +410,14 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		return nil, err
 	}
 	c, ch := call.Community, call.Channel
+	var seq int64
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "deleting")
 		if err != nil {
 			return err
 		}
-		sender, err := senderOf(ctx, tx, ch, id)
+		var sender string
+		sender, seq, err = senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
 		}
@@ -411,7 +433,7 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		}
 		return nil
 	}, func() {
-		c.offsets.removed(ch.ID, id)
+		c.offsets.removed(ch.ID, seq)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageDeleted, Payload: map[string]string{"message_id": id.String()}})
 	})
 	if err != nil {

@@ -300,13 +300,10 @@ func (c *Community) CreateChannel(ctx context.Context, actor Member, path, name,
 		}
 		children := insertAt(append([]*Channel(nil), parent.Children...), ch, pos)
 		write := func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `INSERT INTO channels(community_id, parent_id, name, codec, sort_key) VALUES($1, $2, $3, $4, $5)`,
-				c.ID, parentID(parent), name, codec, pos)
+			err := tx.QueryRowContext(ctx, `INSERT INTO channels(community_id, parent_id, name, codec, sort_key) VALUES($1, $2, $3, $4, $5)
+				RETURNING id`, c.ID, parentID(parent), name, codec, pos).Scan(&ch.ID)
 			if err != nil {
 				return fmt.Errorf("community: create channel: %w", err)
-			}
-			if ch.ID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			return c.renumber(ctx, tx, children)
 		}

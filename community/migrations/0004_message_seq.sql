@@ -1,0 +1,29 @@
+-- A channel's messages are ordered by seq, which the database assigns
+-- inside the sending transaction from channels.last_seq, not by the id,
+-- which one process's clock makes: with several nodes writing one channel
+-- only the database knows the order. On PostgreSQL the bump of last_seq
+-- locks the channel's row until the commit, so seqs are also assigned in
+-- commit order. The id (a UUIDv7) stays the message's name on the wire;
+-- seq is the paging key, and a deleted message's seq is never reused.
+ALTER TABLE channels ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE messages_by_seq (
+	channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+	seq        INTEGER NOT NULL,
+	id         BLOB NOT NULL,
+	sender_id  TEXT NOT NULL,
+	body       TEXT NOT NULL,
+	send_time  INTEGER NOT NULL,
+	edited_at  INTEGER,
+	PRIMARY KEY (channel_id, seq)
+) STRICT, WITHOUT ROWID;
+
+-- Until now the id was the order: number the stored messages by it.
+INSERT INTO messages_by_seq(channel_id, seq, id, sender_id, body, send_time, edited_at)
+	SELECT channel_id, ROW_NUMBER() OVER (PARTITION BY channel_id ORDER BY id), id, sender_id, body, send_time, edited_at
+	FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_by_seq RENAME TO messages;
+CREATE UNIQUE INDEX messages_by_id ON messages(channel_id, id);
+
+UPDATE channels SET last_seq = COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.channel_id = channels.id), 0);
