@@ -34,7 +34,12 @@ type app struct {
 	communities *community.Service
 }
 
-func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
+func openApp(ctx context.Context, data dataDir, sync db.Sync) (*app, error) {
+	target, err := data.target()
+	if err != nil {
+		return nil, err
+	}
+	dir := data.dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -42,7 +47,7 @@ func openApp(ctx context.Context, dir string, sync db.Sync) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := db.Open(ctx, filepath.Join(dir, "iotad.db"), sync)
+	d, err := db.Open(ctx, target, sync)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +102,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := api.DefaultConfig()
 	fs := newFlags("serve", stderr)
 	data := fs.String("data", "iotad-data", "data directory (database, keys)")
+	dbURL := fs.String("db", "", dbUsage)
 	addr := fs.String("addr", ":1984", "listen address (the seed's community port is 1984)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -144,7 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := pf.apply(&cfg, logger); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)))
+	a, err := openApp(ctx, dataDir{dir: *data, db: *dbURL}, db.Sync(strings.ToUpper(*syncMode)))
 	if err != nil {
 		return err
 	}
@@ -223,7 +229,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on %s://%s/ (invites name %s)\n", cl.Community.Name, sock, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
 	}
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.Int("community_listeners", len(own)))
+	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.String("db", a.db.Dialect.String()), slog.Int("community_listeners", len(own)))
 	// The serving parts run as one group: the first to fail stops the
 	// others, and serve returns only when every one has, so that the parts
 	// under them, deferred above (TURN, the SFU, then the stores), stop

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -64,6 +65,23 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	r.SetMaxOpenConns(pgPoolSize)
 	r.SetMaxIdleConns(pgPoolSize)
 	return &DB{Write: w, Read: r, Dialect: Postgres}, nil
+}
+
+// Redact is target with its password, if any, replaced by "xxxxx", for
+// `iotad config` and logs.
+func Redact(target string) string {
+	if !IsPostgres(target) {
+		return target
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return "postgres://(a URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // redact names the server of cfg without its password, for errors and logs.
