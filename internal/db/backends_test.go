@@ -237,3 +237,54 @@ func TestBackupRefusesPostgres(t *testing.T) {
 		t.Fatalf("backup of a postgres URL: %v, want a refusal naming pg_dump", err)
 	}
 }
+
+// TestLostPostgresConnectionsAreReplaced: PostgreSQL restarts (here: every
+// connection of this database is cut, as a restart or a failover does).
+// Writes and reads that meet a dead connection fail, at most once per
+// pooled connection, and the pools then connect afresh by themselves: no
+// restart of iotad is needed.
+func TestLostPostgresConnectionsAreReplaced(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Postgres.Open(t)
+	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv (k BIGINT)`); err != nil {
+		t.Fatal(err)
+	}
+	var app string
+	if err := d.Read.QueryRowContext(ctx, `SELECT current_setting('application_name')`).Scan(&app); err != nil {
+		t.Fatal(err)
+	}
+	admin := dbtest.Postgres.Open(t) // another schema, so another application_name
+	var cut int
+	err := admin.Read.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&cut)
+	if err != nil || cut < 2 {
+		t.Fatalf("cut %d connections (%v), want the writer's and the reader's", cut, err)
+	}
+	// Both pools hold at most pgPoolSize (8) connections each.
+	const most = 2*8 + 1
+	write := func() error {
+		return d.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO kv VALUES (1)`)
+			return err
+		})
+	}
+	failed := 0
+	for write() != nil {
+		if failed++; failed == most {
+			t.Fatalf("%d writes failed after the connections were cut", failed)
+		}
+	}
+	t.Logf("%d writes failed before one committed", failed)
+	failed = 0
+	var n int
+	for d.Read.QueryRowContext(ctx, `SELECT count(*) FROM kv`).Scan(&n) != nil {
+		if failed++; failed == most {
+			t.Fatalf("%d reads failed after the connections were cut", failed)
+		}
+	}
+	t.Logf("%d reads failed before one answered", failed)
+	for range 3 {
+		if err := write(); err != nil {
+			t.Fatalf("a write after the pools recovered: %v", err)
+		}
+	}
+}

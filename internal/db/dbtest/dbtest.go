@@ -125,6 +125,9 @@ func newSchema(t testing.TB) string {
 	u := *admin.url
 	q := u.Query()
 	q.Set("search_path", schema)
+	// Names the test's connections in pg_stat_activity, for tests that
+	// cut them.
+	q.Set("application_name", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
