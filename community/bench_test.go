@@ -11,15 +11,33 @@ import (
 	"time"
 
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
 // BenchmarkSendMessage measures acknowledged, durable sends (synchronous =
 // FULL: each commit is fsynced) from many concurrent senders; group commit
 // is what lets throughput grow with them.
 func BenchmarkSendMessage(b *testing.B) {
+	benchmarkSend(b, func(b *testing.B) *Community {
+		_, c, _ := openTest(b, db.SyncFull)
+		return c
+	})
+}
+
+// BenchmarkSendMessagePostgres is BenchmarkSendMessage on the IOTAD_TEST_PG
+// server (durable too when that server runs with fsync and
+// synchronous_commit on, its defaults).
+func BenchmarkSendMessagePostgres(b *testing.B) {
+	benchmarkSend(b, func(b *testing.B) *Community {
+		_, c, _ := openOn(b, dbtest.Postgres)
+		return c
+	})
+}
+
+func benchmarkSend(b *testing.B, open func(b *testing.B) *Community) {
 	for _, senders := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
-			_, c, _ := openTest(b, db.SyncFull)
+			c := open(b)
 			ctx := context.Background()
 			c.CreateDefaultChannels(ctx)
 			payload := json.RawMessage(`{"message":"a message of ordinary length, about as long as people write them"}`)
