@@ -202,3 +202,35 @@ func mustSub(t *testing.T) fs.FS {
 	}
 	return sub
 }
+
+// TestDeletedNewestSeqIsNotReused: the newest message is deleted and
+// another sent; the new one gets a seq of its own, never the deleted one's
+// (a node that saw the deleted message must not mistake the new one for it).
+func TestDeletedNewestSeqIsNotReused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		ctx := context.Background()
+		_, c, _ := openOn(t, b)
+		if err := c.CreateDefaultChannels(ctx); err != nil {
+			t.Fatal(err)
+		}
+		alice := joinedMember(t, c, "alice")
+		ch, _ := c.Find("General", "general")
+		send := func() (string, int64) {
+			t.Helper()
+			if _, _, err := c.Call(ctx, alice, "General", "general", "", "send_message", json.RawMessage(`{"message":"hi"}`), nil); err != nil {
+				t.Fatal(err)
+			}
+			page, _ := getPage(t, c, ch, map[string]any{"amount": 1})
+			return page[0].ID, page[0].Seq
+		}
+		send()
+		id, seq := send()
+		raw, _ := json.Marshal(map[string]string{"message_id": id})
+		if _, _, err := c.Call(ctx, alice, "General", "general", "", "delete_message", raw, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, next := send(); next != seq+1 {
+			t.Fatalf("after deleting seq %d the next message got %d, want %d", seq, next, seq+1)
+		}
+	})
+}

@@ -60,7 +60,7 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 		return func(tx *sql.Tx) error {
 			id := s.ids.next(s.now())
 			var seq int64
-			if err := tx.QueryRowContext(ctx, nextSeq, ch.ID).Scan(&seq); err != nil {
+			if err := tx.QueryRowContext(ctx, nextSeq(s.db), ch.ID).Scan(&seq); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, insertMessage, ch.ID, seq, id[:], "someone", body, s.now().UnixMilli())

@@ -1,7 +1,8 @@
 -- A channel's messages are ordered by seq, which the database assigns
--- inside the sending transaction from channels.last_seq, not by the id,
--- which one process's clock makes: with several nodes writing one channel
--- only the database knows the order. On PostgreSQL the bump of last_seq
+-- inside the sending transaction, not by the id, which one process's clock
+-- makes: with several nodes writing one channel only the database knows
+-- the order. channels.last_seq is the newest seq handed out (on SQLite, a
+-- floor under it; community/text.go says why). On PostgreSQL its bump
 -- locks the channel's row until the commit, so seqs are also assigned in
 -- commit order. The id (a UUIDv7) stays the message's name on the wire;
 -- seq is the paging key, and a deleted message's seq is never reused.
