@@ -131,7 +131,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	}
 	// The statements every write runs: its actor's row, and for a message
 	// the insert. Prepared now, while no transaction holds the writer.
-	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage); err != nil {
+	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage, savepoint, rollbackTo, release); err != nil {
 		for _, c := range s.order {
 			c.events.close()
 		}

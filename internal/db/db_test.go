@@ -196,3 +196,24 @@ func TestPreparedWritesInsideTransactions(t *testing.T) {
 		t.Fatalf("read pool: %q %v", v, err)
 	}
 }
+
+func TestPositional(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT v FROM kv WHERE k = $1`, `SELECT v FROM kv WHERE k = ?`},
+		{`INSERT INTO t(a, b, c) VALUES($1, $2, $3) RETURNING a`, `INSERT INTO t(a, b, c) VALUES(?, ?, ?) RETURNING a`},
+		{`SELECT 1 FROM t WHERE a = $1 AND b = 'it''s $2' AND c = $2`, `SELECT 1 FROM t WHERE a = ? AND b = 'it''s $2' AND c = ?`},
+		{`SAVEPOINT op`, `SAVEPOINT op`},
+		// Out of order, repeated, or already named otherwise: left as they are.
+		{`SELECT $2, $1`, `SELECT $2, $1`},
+		{`SELECT $1 WHERE x = $1`, `SELECT $1 WHERE x = $1`},
+		{`SELECT $10`, `SELECT $10`},
+		{`SELECT ? WHERE a = $1`, `SELECT ? WHERE a = $1`},
+		{`SELECT :name`, `SELECT :name`},
+		{`SELECT $1 -- a comment`, `SELECT $1 -- a comment`},
+		{`SELECT 'unterminated $1`, `SELECT 'unterminated $1`},
+	} {
+		if got := positional(c.in); got != c.want {
+			t.Errorf("positional(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
