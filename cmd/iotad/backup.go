@@ -113,7 +113,7 @@ type pendingFile struct {
 // files are read.
 func writeBackup(ctx context.Context, data, out string) (m backupManifest, err error) {
 	if _, err := os.Stat(filepath.Join(data, dbFileName)); err != nil {
-		return m, fmt.Errorf("backup: %s is not an iotad data directory: %w", data, err)
+		return m, fmt.Errorf("backup: %s is not an iotad data directory with its SQLite database (an iotad run with --db keeps its state in PostgreSQL: pg_dump backs that up): %w", data, err)
 	}
 	outDir := filepath.Dir(out)
 	tmpDir, err := os.MkdirTemp(outDir, ".iotad-backup-*")
