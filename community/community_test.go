@@ -170,16 +170,23 @@ func testJoinRace(t *testing.T, b dbtest.Backend) {
 func TestMessageIDsIncrease(t *testing.T) {
 	var g idGen
 	now := time.Now()
-	prev := g.next(now)
+	prev := g.next(now, 1)
 	for i := 0; i < 10000; i++ {
 		// The same millisecond, and a clock that steps back.
 		at := now
 		if i%100 == 0 {
 			at = now.Add(-time.Second)
 		}
-		id := g.next(at)
+		seq := int64(i)*104729 + 2 // from small to past 32 bits
+		if i == 9999 {
+			seq = maxIDSeq
+		}
+		id := g.next(at, seq)
 		if strings.Compare(id.String(), prev.String()) <= 0 || id.Version() != 7 || id.Variant() != uuid.RFC4122 {
 			t.Fatalf("id %s after %s", id, prev)
+		}
+		if got := idSeq(id); got != seq {
+			t.Fatalf("id %s carries seq %d, want %d", id, got, seq)
 		}
 		prev = id
 	}
@@ -204,8 +211,8 @@ func seedMessages(t testing.TB, s *Service, c *Community, ch *Channel, n int) []
 		defer stmt.Close()
 		for i := range n {
 			at := base.Add(time.Duration(i) * time.Millisecond)
-			ids[i] = s.ids.next(at)
 			seq := last - int64(n) + int64(i) + 1
+			ids[i] = s.ids.next(at, seq)
 			if _, err := stmt.ExecContext(ctx, ch.ID, seq, ids[i][:], "seed", fmt.Sprintf("message %d", i), at.UnixMilli()); err != nil {
 				return err
 			}

@@ -1,9 +1,11 @@
 package community
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -109,6 +111,11 @@ func TestTwoWritersShareOneChannelOrder(t *testing.T) {
 			if m.Seq != int64(i+1) {
 				t.Fatalf("page position %d holds seq %d", i, m.Seq)
 			}
+			// PROTOCOL §9: ids only ever increase within a channel, also
+			// when one writer's clock is an hour behind the other's.
+			if i > 0 && m.ID <= paged[i-1].ID {
+				t.Fatalf("message %d's id %s does not sort after %s", i, m.ID, paged[i-1].ID)
+			}
 		}
 	})
 }
@@ -132,9 +139,9 @@ func TestMigrationNumbersStoredMessagesByID(t *testing.T) {
 		if err := d.Migrate(ctx, "community", old); err != nil {
 			t.Fatal(err)
 		}
-		var g idGen
-		now := time.Now()
-		ids := []uuid.UUID{g.next(now), g.next(now), g.next(now)}
+		// Ids from before 0004 carry no seq: random bytes where it goes.
+		ids := []uuid.UUID{uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())}
+		slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 		err := d.Tx(ctx, func(tx *sql.Tx) error {
 			stmts := []string{
 				`INSERT INTO communities(id, name, public_key, created_at) VALUES('c', 'Old', $1, 0)`,
@@ -190,6 +197,16 @@ func TestMigrationNumbersStoredMessagesByID(t *testing.T) {
 		var last int64
 		if err := d.Read.QueryRowContext(ctx, `SELECT last_seq FROM channels WHERE id = 1`).Scan(&last); err != nil || last != 3 {
 			t.Fatalf("last_seq %d, %v", last, err)
+		}
+		// The old ids still name their messages.
+		ch := &Channel{ID: 1}
+		for i, id := range ids {
+			if seq, err := seqOf(ctx, d.Read, ch, id); err != nil || seq != int64(i+1) {
+				t.Fatalf("old id %d: seq %d, %v", i, seq, err)
+			}
+		}
+		if _, err := seqOf(ctx, d.Read, ch, uuid.Must(uuid.NewV7())); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("an id nobody stored: %v", err)
 		}
 	})
 }

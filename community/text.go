@@ -45,10 +45,17 @@ const (
 // acknowledged message, measured): the seq follows the newest stored one,
 // and last_seq is only a floor that deleting the newest message raises
 // (raiseLastSeq).
+//
+// Both return the newest message's id too, which the new id must sort
+// after however far behind this node's clock is (PROTOCOL §9).
 const (
-	nextSeqPostgres = `UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq`
-	nextSeqSQLite   = `SELECT MAX(c.last_seq, COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.channel_id = c.id), 0)) + 1
-		FROM channels c WHERE c.id = $1`
+	nextSeqPostgres = `UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq, last_id`
+	nextSeqSQLite   = `SELECT MAX(c.last_seq, COALESCE(n.seq, 0)) + 1, n.id
+		FROM channels c LEFT JOIN (SELECT seq, id FROM messages WHERE channel_id = $1 ORDER BY seq DESC LIMIT 1) n ON 1
+		WHERE c.id = $1`
+	// recordLastID is nextSeqPostgres' second half, once the id is made;
+	// the row is locked already.
+	recordLastID  = `UPDATE channels SET last_id = $2 WHERE id = $1`
 	insertMessage = `INSERT INTO messages(channel_id, seq, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5, $6)`
 	// raiseLastSeq keeps a deleted message's seq from coming back; on
 	// PostgreSQL last_seq is always past it already and nothing changes.
@@ -215,16 +222,28 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting"); err != nil {
 			return err
 		}
-		err := c.svc.db.Row(ctx, tx, nextSeq(c.svc.db), ch.ID).Scan(&msg.Seq)
+		var last []byte
+		err := c.svc.db.Row(ctx, tx, nextSeq(c.svc.db), ch.ID).Scan(&msg.Seq, &last)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: the channel was deleted", ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("community: number message: %w", err)
 		}
+		if msg.Seq > maxIDSeq {
+			return fmt.Errorf("%w: the channel is full", ErrInvalidData)
+		}
+		if len(last) == 16 {
+			c.svc.ids.seed(uuid.UUID(last))
+		}
 		now := c.svc.now()
-		id = c.svc.ids.next(now)
+		id = c.svc.ids.next(now, msg.Seq)
 		msg.ID, msg.SendTime = id.String(), now.UnixMilli()
+		if c.svc.db.Dialect == db.Postgres {
+			if _, err := tx.ExecContext(ctx, recordLastID, ch.ID, id[:]); err != nil {
+				return fmt.Errorf("community: number message: %w", err)
+			}
+		}
 		_, err = c.svc.db.Exec(ctx, tx, insertMessage, ch.ID, msg.Seq, id[:], msg.SenderID, msg.Body, msg.SendTime)
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
@@ -321,13 +340,9 @@ func page[T any](rows []T, amount int) ([]T, bool) {
 }
 
 func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid.UUID, amount int) ([]Message, bool, error) {
-	var seq int64
-	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT seq FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, before[:]).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, before)
-	}
+	seq, err := seqOf(ctx, c.svc.db.Read, ch, before)
 	if err != nil {
-		return nil, false, fmt.Errorf("community: read messages: %w", err)
+		return nil, false, err
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
 		WHERE channel_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, ch.ID, seq, amount+1)
@@ -362,16 +377,36 @@ func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount 
 	return scanMessages(rows, amount)
 }
 
+// seqOf finds the seq of the message with id: the one the id carries
+// (ids.go), or for an id made before migration 0004, message_ids'.
+func seqOf(ctx context.Context, q db.Queryer, ch *Channel, id uuid.UUID) (int64, error) {
+	var seq int64
+	err := q.QueryRowContext(ctx, `SELECT seq FROM messages WHERE channel_id = $1 AND seq = $2 AND id = $3`, ch.ID, idSeq(id), id[:]).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = q.QueryRowContext(ctx, `SELECT seq FROM message_ids WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]).Scan(&seq)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("community: find message: %w", err)
+	}
+	return seq, nil
+}
+
 // senderOf reads who sent a message and its seq, inside a write
 // transaction.
 func senderOf(ctx context.Context, tx *sql.Tx, ch *Channel, id uuid.UUID) (string, int64, error) {
-	var sender string
-	var seq int64
-	err := tx.QueryRowContext(ctx, `SELECT sender_id, seq FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]).Scan(&sender, &seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, fmt.Errorf("%w: no message %s in this channel", ErrNotFound, id)
+	seq, err := seqOf(ctx, tx, ch, id)
+	if err != nil {
+		return "", 0, err
 	}
-	return sender, seq, err
+	var sender string
+	err = tx.QueryRowContext(ctx, `SELECT sender_id FROM messages WHERE channel_id = $1 AND seq = $2`, ch.ID, seq).Scan(&sender)
+	if err != nil {
+		return "", 0, fmt.Errorf("community: read message: %w", err)
+	}
+	return sender, seq, nil
 }
 
 func editMessage(ctx context.Context, call *Call) (*Result, error) {
@@ -398,7 +433,7 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "editing"); err != nil {
 			return err
 		}
-		sender, _, err := senderOf(ctx, tx, ch, id)
+		sender, seq, err := senderOf(ctx, tx, ch, id)
 		if err != nil {
 			return err
 		}
@@ -406,8 +441,8 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 			return fmt.Errorf("%w: only the sender may edit a message", ErrPermission)
 		}
 		editedAt = c.svc.now().UnixMilli()
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = $1, edited_at = $2 WHERE channel_id = $3 AND id = $4`,
-			*in.Message, editedAt, ch.ID, id[:])
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET body = $1, edited_at = $2 WHERE channel_id = $3 AND seq = $4`,
+			*in.Message, editedAt, ch.ID, seq)
 		return err
 	}, func() {
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageEdited,
@@ -449,7 +484,10 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		if others && !c.svc.perms.Allows(actor.Role, PermDeleteAny) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = $1 AND seq = $2`, ch.ID, seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM message_ids WHERE channel_id = $1 AND id = $2`, ch.ID, id[:]); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, raiseLastSeq, ch.ID, seq); err != nil {

@@ -58,11 +58,12 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 
 	insert := func(ctx context.Context, body string) func(tx *sql.Tx) error {
 		return func(tx *sql.Tx) error {
-			id := s.ids.next(s.now())
 			var seq int64
-			if err := tx.QueryRowContext(ctx, nextSeq(s.db), ch.ID).Scan(&seq); err != nil {
+			var last []byte
+			if err := tx.QueryRowContext(ctx, nextSeq(s.db), ch.ID).Scan(&seq, &last); err != nil {
 				return err
 			}
+			id := s.ids.next(s.now(), seq)
 			_, err := tx.ExecContext(ctx, insertMessage, ch.ID, seq, id[:], "someone", body, s.now().UnixMilli())
 			return err
 		}

@@ -6,7 +6,13 @@
 -- locks the channel's row until the commit, so seqs are also assigned in
 -- commit order. The id (a UUIDv7) stays the message's name on the wire;
 -- seq is the paging key, and a deleted message's seq is never reused.
+-- From now on an id carries its seq (community/ids.go), so the key
+-- (channel_id, seq) finds a message by id too, with no second index.
 ALTER TABLE channels ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+-- The id of the message last_seq numbered, kept on PostgreSQL only (under
+-- the same row lock), so that a node whose clock is behind still makes an
+-- id that sorts after the last one. SQLite reads the newest message.
+ALTER TABLE channels ADD COLUMN last_id BLOB;
 
 CREATE TABLE messages_by_seq (
 	channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
@@ -25,6 +31,16 @@ INSERT INTO messages_by_seq(channel_id, seq, id, sender_id, body, send_time, edi
 	FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_by_seq RENAME TO messages;
-CREATE UNIQUE INDEX messages_by_id ON messages(channel_id, id);
 
-UPDATE channels SET last_seq = COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.channel_id = channels.id), 0);
+-- The ids made before, which do not carry their seq. Nothing is added to
+-- it again; a deletion takes its row with the message's.
+CREATE TABLE message_ids (
+	channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+	id         BLOB NOT NULL,
+	seq        INTEGER NOT NULL,
+	PRIMARY KEY (channel_id, id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO message_ids(channel_id, id, seq) SELECT channel_id, id, seq FROM messages;
+
+UPDATE channels SET last_seq = COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.channel_id = channels.id), 0),
+	last_id = (SELECT m.id FROM messages m WHERE m.channel_id = channels.id ORDER BY m.seq DESC LIMIT 1);
