@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ import (
 func (e *testEnv) cliCommunity() *community.Community {
 	e.t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(e.dir, "iotad.db"), db.SyncFull)
+	d, err := db.Open(ctx, e.target, db.SyncFull)
 	if err != nil {
 		e.t.Fatal(err)
 	}

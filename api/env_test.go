@@ -21,6 +21,7 @@ import (
 	"github.com/iotad/iotad/community/voice"
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 	iotasvc "github.com/iotad/iotad/iota"
 )
 
@@ -57,8 +58,11 @@ type testEnv struct {
 	store *iotasvc.Store
 	db    *db.DB
 	dir   string
-	logs  *syncBuffer
-	clock *fakeClock
+	// target is the database (db.Open's): the SQLite file in dir, or
+	// with IOTAD_TEST_DB=postgres a fresh PostgreSQL schema.
+	target string
+	logs   *syncBuffer
+	clock  *fakeClock
 	// communities holds com, the community served at "/".
 	communities *community.Service
 	com         *community.Community
@@ -75,7 +79,11 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(dir, "iotad.db"), db.SyncNormal)
+	target := filepath.Join(dir, "iotad.db")
+	if b := dbtest.FromEnv(); b.Name != dbtest.SQLite.Name {
+		target = b.New(t)
+	}
+	d, err := db.Open(ctx, target, db.SyncNormal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +159,7 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	t.Cleanup(stop)
 	addr := ln.Addr().String()
 	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, admin: "http://" + adminLn.Addr().String(),
-		store: store, db: d, dir: dir, logs: logs, clock: clock,
+		store: store, db: d, dir: dir, target: target, logs: logs, clock: clock,
 		communities: communities, com: com, sfu: sfu, shutdown: shutdown, stop: stop, srv: srv}
 }
 

@@ -78,7 +78,7 @@ func (call *Call) Publish(result string, payload any) {
 // State reads a value a codec stored for the channel ("" if none).
 func (call *Call) State(ctx context.Context, key string) (string, error) {
 	var v string
-	err := call.Community.svc.db.Read.QueryRowContext(ctx, `SELECT value FROM channel_state WHERE channel_id = ? AND key = ?`,
+	err := call.Community.svc.db.Read.QueryRowContext(ctx, `SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2`,
 		call.Channel.ID, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
@@ -93,7 +93,7 @@ func (call *Call) SetState(ctx context.Context, key, value string, after func())
 		if err := call.recheck(ctx, tx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO channel_state(channel_id, key, value) VALUES(?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO channel_state(channel_id, key, value) VALUES($1, $2, $3)
 			ON CONFLICT(channel_id, key) DO UPDATE SET value = excluded.value`, call.Channel.ID, key, value)
 		return err
 	}, after)

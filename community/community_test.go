@@ -19,12 +19,24 @@ import (
 
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
 func openTest(t testing.TB, sync db.Sync) (*Service, *Community, string) {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := db.Open(context.Background(), filepath.Join(dir, "iotad.db"), sync)
+	return openTarget(t, filepath.Join(dir, "iotad.db"), sync, dir)
+}
+
+// openOn is openTest on backend b; the string is the key directory.
+func openOn(t testing.TB, b dbtest.Backend) (*Service, *Community, string) {
+	t.Helper()
+	return openTarget(t, b.New(t), db.SyncNormal, t.TempDir())
+}
+
+func openTarget(t testing.TB, target string, sync db.Sync, dir string) (*Service, *Community, string) {
+	t.Helper()
+	d, err := db.Open(context.Background(), target, sync)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +61,13 @@ func key(t testing.TB) icrypto.PublicKey {
 }
 
 func TestKeyFileAndReload(t *testing.T) {
+	dbtest.Each(t, testKeyFileAndReload)
+}
+
+func testKeyFileAndReload(t *testing.T, b dbtest.Backend) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(dir, "iotad.db"), db.SyncNormal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := b.Open(t)
 	s, _ := Open(ctx, d, Options{KeyDir: dir})
 	c, err := s.Create(ctx, "Home")
 	if err != nil {
@@ -92,7 +105,7 @@ func TestKeyFileAndReload(t *testing.T) {
 	if err != nil || g.ListenAddr != ":1990" || g.PublicAddr != "games.example:1990" || g.ServedAddr != "games.example:1990" {
 		t.Fatalf("reloaded addresses: %v", err)
 	}
-	if v, _ := d.Version(ctx, "community"); v != 3 {
+	if v, _ := d.Version(ctx, "community"); v != 4 {
 		t.Fatalf("schema version %d", v)
 	}
 	// A key file that does not match refuses to start.
@@ -102,11 +115,28 @@ func TestKeyFileAndReload(t *testing.T) {
 	}
 }
 
-// TestJoinRace: many joins race for the uses of an invite; exactly the
-// allowed number win.
+// TestJoinRace: many joins race for the uses of an invite, through two
+// services on one database (two nodes, on PostgreSQL); exactly the allowed
+// number win.
 func TestJoinRace(t *testing.T) {
-	_, c, _ := openTest(t, db.SyncNormal)
+	dbtest.Each(t, testJoinRace)
+}
+
+func testJoinRace(t *testing.T, b dbtest.Backend) {
+	target, dir := b.New(t), t.TempDir()
+	s, c, _ := openTarget(t, target, db.SyncNormal, dir)
 	ctx := context.Background()
+	s2, err := Open(ctx, dbtest.OpenTarget(t, target), Options{KeyDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	c2, err := s2.Get(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*Community{c, c2}
+	_ = s
 	for _, uses := range []int{1, 3} {
 		secret, _, err := c.CreateOperatorInvite(ctx, InviteOptions{MaxUses: uses})
 		if err != nil {
@@ -115,11 +145,11 @@ func TestJoinRace(t *testing.T) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		won := 0
-		for range 20 {
+		for i := range 20 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := c.Join(ctx, secret, uuid.NewString(), key(t))
+				_, err := nodes[i%2].Join(ctx, secret, uuid.NewString(), key(t))
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -140,16 +170,23 @@ func TestJoinRace(t *testing.T) {
 func TestMessageIDsIncrease(t *testing.T) {
 	var g idGen
 	now := time.Now()
-	prev := g.next(now)
+	prev := g.next(now, 1)
 	for i := 0; i < 10000; i++ {
 		// The same millisecond, and a clock that steps back.
 		at := now
 		if i%100 == 0 {
 			at = now.Add(-time.Second)
 		}
-		id := g.next(at)
+		seq := int64(i)*104729 + 2 // from small to past 32 bits
+		if i == 9999 {
+			seq = maxIDSeq
+		}
+		id := g.next(at, seq)
 		if strings.Compare(id.String(), prev.String()) <= 0 || id.Version() != 7 || id.Variant() != uuid.RFC4122 {
 			t.Fatalf("id %s after %s", id, prev)
+		}
+		if got := idSeq(id); got != seq {
+			t.Fatalf("id %s carries seq %d, want %d", id, got, seq)
 		}
 		prev = id
 	}
@@ -163,15 +200,20 @@ func seedMessages(t testing.TB, s *Service, c *Community, ch *Channel, n int) []
 	ids := make([]uuid.UUID, n)
 	base := time.Now().Add(-time.Duration(n) * time.Millisecond)
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`)
+		var last int64
+		if err := tx.QueryRowContext(ctx, `UPDATE channels SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq`, n, ch.ID).Scan(&last); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, insertMessage)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i := range n {
 			at := base.Add(time.Duration(i) * time.Millisecond)
-			ids[i] = s.ids.next(at)
-			if _, err := stmt.ExecContext(ctx, ch.ID, ids[i][:], "seed", fmt.Sprintf("message %d", i), at.UnixMilli()); err != nil {
+			seq := last - int64(n) + int64(i) + 1
+			ids[i] = s.ids.next(at, seq)
+			if _, err := stmt.ExecContext(ctx, ch.ID, seq, ids[i][:], "seed", fmt.Sprintf("message %d", i), at.UnixMilli()); err != nil {
 				return err
 			}
 		}
@@ -197,7 +239,11 @@ func getPage(t testing.TB, c *Community, ch *Channel, payload map[string]any) ([
 // TestDeepOffsets checks the in-memory offset index against SQL's OFFSET,
 // also across writes and deletions after it was built.
 func TestDeepOffsets(t *testing.T) {
-	s, c, _ := openTest(t, db.SyncNormal)
+	dbtest.Each(t, testDeepOffsets)
+}
+
+func testDeepOffsets(t *testing.T, b dbtest.Backend) {
+	s, c, _ := openOn(t, b)
 	ctx := context.Background()
 	if err := c.CreateDefaultChannels(ctx); err != nil {
 		t.Fatal(err)
@@ -209,7 +255,7 @@ func TestDeepOffsets(t *testing.T) {
 		t.Helper()
 		for _, offset := range []int{1000, 1001, 2500, 4949, 4990, 5000, 9000} {
 			got, more := getPage(t, c, ch, map[string]any{"loaded_messages": offset, "amount": 50})
-			rows, err := s.db.Read.Query(`SELECT `+messageColumns+` FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT 51 OFFSET ?`, ch.ID, offset)
+			rows, err := s.db.Read.Query(`SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 ORDER BY seq DESC LIMIT 51 OFFSET $2`, ch.ID, offset)
 			if err != nil {
 				t.Fatal(err)
 			}

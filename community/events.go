@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/iotad/iotad/internal/bus"
 )
@@ -114,6 +114,9 @@ type listener struct{ fn func(Event) }
 func (c *Community) subscribeLocked() {
 	if c.svc.joined {
 		c.resync()
+		if err := c.startSequences(context.Background()); err != nil {
+			slog.Error("community: read where the channels' sequences stand", slog.String("community", c.ID), slog.Any("err", err))
+		}
 	}
 	sub, err := c.svc.bus.Subscribe(c.subject, decodeEvent, c.receive)
 	if err != nil {
@@ -140,8 +143,10 @@ func (c *Community) receive(m bus.Message) {
 	if e.remote {
 		c.applyRemote(e)
 	}
-	if e.Seq > 0 && e.Channel != nil && e.Result == ResultMessageLive {
-		c.seq.Next(e.Channel.Path+"/"+e.Channel.Name, e.Seq, e, c.deliver)
+	// Alone, a node's events come in commit order and none is lost; a
+	// gap in the numbers is a deleted message, not one to read back.
+	if c.svc.joined && e.Seq > 0 && e.Channel != nil && e.Result == ResultMessageLive {
+		c.seq.Next(sequenceKey(e.Channel), e.Seq, e, c.deliver)
 		return
 	}
 	c.deliver(e)
@@ -176,20 +181,13 @@ func (c *Community) applyRemote(e *Event) {
 	raw, _ := e.Payload.(json.RawMessage)
 	switch e.Result {
 	case ResultMessageLive, ResultMessageDeleted:
-		var p struct {
-			ID string `json:"message_id"`
-		}
-		if json.Unmarshal(raw, &p) != nil {
-			return
-		}
-		id, err := uuid.Parse(p.ID)
-		if err != nil {
+		if e.Seq <= 0 {
 			return
 		}
 		if e.Result == ResultMessageLive {
-			c.offsets.added(ch.ID, id)
+			c.offsets.added(ch.ID, e.Seq)
 		} else {
-			c.offsets.removed(ch.ID, id)
+			c.offsets.removed(ch.ID, e.Seq)
 		}
 	case ResultUserChanged:
 		if ch.Codec != CodecVoice {
@@ -281,4 +279,67 @@ func (c *Community) resync() {
 	c.offsets.mu.Lock()
 	clear(c.offsets.byID)
 	c.offsets.mu.Unlock()
+}
+
+// sequenceKey names a channel's sequence in c.seq.
+func sequenceKey(ref *ChannelRef) string { return ref.Path + "/" + ref.Name }
+
+// startSequences sets each text channel's sequence where the store has it
+// now. The first messages a node hears after it subscribes come from
+// several nodes in no set order; started from the store, a later number
+// that arrives first makes a gap that is backfilled, and the earlier one
+// is then dropped as delivered, instead of being taken for history.
+func (c *Community) startSequences(ctx context.Context) error {
+	c.mu.Lock()
+	var text []*Channel
+	for _, ch := range c.channels {
+		if ch.Codec == CodecText {
+			text = append(text, ch)
+		}
+	}
+	c.mu.Unlock()
+	for _, ch := range text {
+		var last int64
+		if err := c.svc.db.ReadRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE channel_id = $1`, ch.ID).Scan(&last); err != nil {
+			return fmt.Errorf("community: newest seq of channel %d: %w", ch.ID, err)
+		}
+		c.seq.Start(sequenceKey(ch.Ref()), last)
+	}
+	return nil
+}
+
+// maxBackfill bounds one gap's read: a node that missed more than this
+// has members who page the rest with get_messages.
+const maxBackfill = 10000
+
+// backfillMessages is Service.backfill on the store: the message_live
+// events of the channel key names, numbered after+1 to before-1.
+func backfillMessages(c *Community, key string, after, before int64) ([]*Event, error) {
+	i := strings.LastIndex(key, "/")
+	if i < 0 {
+		return nil, fmt.Errorf("community: sequence key %q names no channel", key)
+	}
+	ch, err := c.Find(key[:i], key[i+1:])
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.svc.db.Read.QueryContext(context.Background(),
+		`SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4`,
+		ch.ID, after, before, maxBackfill)
+	if err != nil {
+		return nil, fmt.Errorf("community: backfill %s: %w", key, err)
+	}
+	msgs, _, err := scanMessages(rows, maxBackfill)
+	if err != nil {
+		return nil, err
+	}
+	// scanMessages puts a page newest last from rows read newest first;
+	// these were read oldest first.
+	slices.Reverse(msgs)
+	ref := ch.Ref()
+	out := make([]*Event, len(msgs))
+	for i := range msgs {
+		out[i] = &Event{Channel: ref, Result: ResultMessageLive, Payload: &msgs[i], Seq: msgs[i].Seq}
+	}
+	return out, nil
 }

@@ -2,6 +2,8 @@ package community
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/iotad/iotad/internal/bus"
 	"github.com/iotad/iotad/internal/bustest"
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
 // twoNodes opens the same store twice (own handles, own caches), each
@@ -55,8 +58,9 @@ func twoNodes(t *testing.T) (a, b *Community) {
 // TestSequenceGapIsBackfilled: node A publishes a channel's messages 1, 3
 // and 4 (2 is "lost": never published) and then 2 late. Node B's listener
 // gets 1, 2, 3, 4 once each and in order: 2 from B's store hook when 3
-// showed the gap, the late 2 dropped. The store's sequence is simulated:
-// this branch's store assigns none yet (Service.backfill is its hook).
+// showed the gap, the late 2 dropped. The store's half is simulated here
+// (TestBackfillReadsTheStore tests the real one), so that a publish can be
+// lost on purpose.
 func TestSequenceGapIsBackfilled(t *testing.T) {
 	a, b := twoNodes(t)
 	ch, err := a.Find("General", "general")
@@ -125,4 +129,50 @@ func TestRemoteTreeChangeReloadsTheCache(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("B never heard the tree change")
 	}
+}
+
+// TestBackfillReadsTheStore: the store half of a gap's backfill returns the
+// channel's messages strictly between the gap's ends, oldest first, as the
+// message_live events they were published as; a deleted one is skipped.
+func TestBackfillReadsTheStore(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		_, c, _ := openOn(t, b)
+		ctx := context.Background()
+		if err := c.CreateDefaultChannels(ctx); err != nil {
+			t.Fatal(err)
+		}
+		owner := OperatorMember()
+		var ids []string
+		for i := range 5 {
+			_, res, err := c.Call(ctx, owner, "General", "general", "", "send_message", json.RawMessage(fmt.Sprintf(`{"message":"m%d"}`, i+1)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, res.Payload.(map[string]any)["message_id"].(string))
+		}
+		raw, _ := json.Marshal(map[string]string{"message_id": ids[2]})
+		if _, _, err := c.Call(ctx, owner, "General", "general", "", "delete_message", raw, nil); err != nil {
+			t.Fatal(err)
+		}
+		ch, _ := c.Find("General", "general")
+		got, err := backfillMessages(c, sequenceKey(ch.Ref()), 1, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		var bodies []string
+		for _, e := range got {
+			if e.Result != ResultMessageLive || e.Channel.Name != "general" {
+				t.Fatalf("event %+v", e)
+			}
+			seqs = append(seqs, e.Seq)
+			bodies = append(bodies, e.Payload.(*Message).Body)
+		}
+		if !slices.Equal(seqs, []int64{2, 4}) || !slices.Equal(bodies, []string{"m2", "m4"}) {
+			t.Fatalf("backfill (1, 5) gave seqs %v bodies %v, want [2 4] [m2 m4]", seqs, bodies)
+		}
+		if _, err := backfillMessages(c, "no-such/channel", 0, 9); err == nil {
+			t.Fatal("a key that names no channel was backfilled")
+		}
+	})
 }

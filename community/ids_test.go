@@ -13,8 +13,9 @@ import (
 
 // TestClockSteppedBackCannotReorderMessages: iotad runs with its clock an
 // hour fast, a message is sent, the clock is corrected and iotad
-// restarted. The next message must still sort after the first: history is
-// paged by id.
+// restarted. The next message's id must still sort after the first's:
+// history is paged by seq now, but on one node the ids keep the order too,
+// for clients that sort by id.
 func TestClockSteppedBackCannotReorderMessages(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

@@ -86,7 +86,7 @@ func (c *Community) member(ctx context.Context, q queryer, userID string) (Membe
 	return scanMember(userID, c.svc.db.Row(ctx, q, memberQuery, c.ID, userID))
 }
 
-const memberQuery = `SELECT public_key, role, banned, joined_at FROM members WHERE community_id = ? AND user_id = ?`
+const memberQuery = `SELECT public_key, role, banned, joined_at FROM members WHERE community_id = $1 AND user_id = $2`
 
 func scanMember(userID string, row *sql.Row) (Member, error) {
 	m := Member{UserID: userID}
@@ -130,7 +130,7 @@ func (c *Community) Members(ctx context.Context, actor Member) ([]Member, error)
 		return nil, err
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT user_id, public_key, role, banned, joined_at FROM members
-		WHERE community_id = ? ORDER BY joined_at, user_id`, c.ID)
+		WHERE community_id = $1 ORDER BY joined_at, user_id`, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("community: list members: %w", err)
 	}
@@ -224,7 +224,7 @@ func (c *Community) createInvite(ctx context.Context, actor Member, p Permission
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO invites(id, community_id, secret_hash, max_uses, expires_at, user_id, role, created_by, created_at)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, inv.ID, c.ID, hash[:], inv.MaxUses, inv.ExpiresAt.UnixMilli(),
+			VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)`, inv.ID, c.ID, hash[:], inv.MaxUses, inv.ExpiresAt.UnixMilli(),
 			nullable(inv.UserID), string(inv.Role), by, now.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("community: create invite: %w", err)
@@ -253,7 +253,7 @@ func (c *Community) Invites(ctx context.Context, actor Member) ([]Invite, error)
 		return nil, err
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id, max_uses, uses, expires_at, COALESCE(user_id, ''), role, created_by, revoked
-		FROM invites WHERE community_id = ? ORDER BY created_at, id`, c.ID)
+		FROM invites WHERE community_id = $1 ORDER BY created_at, id`, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("community: list invites: %w", err)
 	}
@@ -281,7 +281,7 @@ func (c *Community) RevokeInvite(ctx context.Context, actor Member, id string) e
 		if _, err := c.actorNow(ctx, tx, actor, PermManageInvites, "revoking invites"); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE invites SET revoked = 1 WHERE id = ? AND community_id = ?`, id, c.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE invites SET revoked = 1 WHERE id = $1 AND community_id = $2`, id, c.ID)
 		if err != nil {
 			return fmt.Errorf("community: revoke invite: %w", err)
 		}
@@ -293,8 +293,8 @@ func (c *Community) RevokeInvite(ctx context.Context, actor Member, id string) e
 }
 
 // usableInvite is the WHERE clause of an invite that can still be used by :user.
-const usableInvite = `secret_hash = ? AND community_id = ? AND revoked = 0 AND uses < max_uses AND expires_at > ?
-	AND (user_id IS NULL OR user_id = ?)`
+const usableInvite = `secret_hash = $1 AND community_id = $2 AND revoked = 0 AND uses < max_uses AND expires_at > $3
+	AND (user_id IS NULL OR user_id = $4)`
 
 // CheckInvite tells whether secret is an invite userID may use, without
 // using it.
@@ -344,13 +344,13 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 		}
 		m.Role = Role(role)
 		if m.Role == RoleOwner {
-			err := tx.QueryRowContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND role = ? RETURNING user_id`,
+			err := tx.QueryRowContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND role = $3 RETURNING user_id`,
 				string(RoleAdmin), c.ID, string(RoleOwner)).Scan(&previousOwner)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO members(community_id, user_id, public_key, role, joined_at) VALUES(?, ?, ?, ?, ?)`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO members(community_id, user_id, public_key, role, joined_at) VALUES($1, $2, $3, $4, $5)`,
 			c.ID, userID, pub[:], string(m.Role), m.JoinedAt.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("community: add member: %w", err)
@@ -406,7 +406,7 @@ func (c *Community) SetRole(ctx context.Context, actor Member, userID string, ro
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND user_id = ?`, string(role), c.ID, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND user_id = $3`, string(role), c.ID, userID); err != nil {
 			return fmt.Errorf("community: set role: %w", err)
 		}
 		return c.audit(ctx, tx, actor.UserID, "set_role", userID+" "+string(role))
@@ -426,7 +426,7 @@ func (c *Community) Kick(ctx context.Context, actor Member, userID string) error
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE community_id = ? AND user_id = ?`, c.ID, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE community_id = $1 AND user_id = $2`, c.ID, userID); err != nil {
 			return fmt.Errorf("community: kick: %w", err)
 		}
 		return c.audit(ctx, tx, actor.UserID, "kick", userID)
@@ -466,7 +466,7 @@ func (c *Community) setBanned(ctx context.Context, actor Member, userID string, 
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE members SET banned = ? WHERE community_id = ? AND user_id = ?`, banned, c.ID, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET banned = $1 WHERE community_id = $2 AND user_id = $3`, boolInt(banned), c.ID, userID); err != nil {
 			return fmt.Errorf("community: %s: %w", action, err)
 		}
 		return c.audit(ctx, tx, actor.UserID, action, userID)
@@ -489,7 +489,7 @@ type AuditEntry struct {
 }
 
 func (c *Community) audit(ctx context.Context, tx *sql.Tx, actor, action, target string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log(community_id, actor_id, action, target, time) VALUES(?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log(community_id, actor_id, action, target, time) VALUES($1, $2, $3, $4, $5)`,
 		c.ID, actor, action, target, c.svc.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("community: audit: %w", err)
@@ -514,7 +514,7 @@ func (c *Community) AuditLog(ctx context.Context, actor Member, before *int64, a
 		limit = *before
 	}
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id, actor_id, action, target, time FROM audit_log
-		WHERE community_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, c.ID, limit, amount+1)
+		WHERE community_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, c.ID, limit, amount+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: audit log: %w", err)
 	}
@@ -545,17 +545,17 @@ func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Rol
 			return fmt.Errorf("%w: %q is not a member", ErrNotFound, userID)
 		}
 		if role == RoleOwner {
-			err := tx.QueryRowContext(ctx, `SELECT user_id FROM members WHERE community_id = ? AND role = ?`,
+			err := tx.QueryRowContext(ctx, `SELECT user_id FROM members WHERE community_id = $1 AND role = $2`,
 				c.ID, string(RoleOwner)).Scan(&previousOwner)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND role = ?`,
+			if _, err := tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND role = $3`,
 				string(RoleAdmin), c.ID, string(RoleOwner)); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE community_id = ? AND user_id = ?`, string(role), c.ID, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND user_id = $3`, string(role), c.ID, userID); err != nil {
 			return fmt.Errorf("community: set role: %w", err)
 		}
 		return c.audit(ctx, tx, Operator, "set_role", userID+" "+string(role))
@@ -565,4 +565,13 @@ func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Rol
 		}
 		c.publish(Event{RoleChanged: userID, Role: role})
 	})
+}
+
+// boolInt is a flag as its INTEGER column holds it: PostgreSQL, unlike
+// SQLite, does not take a Go bool for a BIGINT.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,23 +1,20 @@
 package community
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"sync"
-
-	"github.com/google/uuid"
 )
 
 // deepOffset is where paging by loaded_messages switches from SQL's OFFSET,
 // which walks every skipped row, to the in-memory id index.
 const deepOffset = 1000
 
-// offsetIndex lists a channel's message ids in order, so that "skip the n
+// offsetIndex lists a channel's message seqs in order, so that "skip the n
 // newest" becomes an index lookup and then a range scan. It is built on the
 // first deep page, by the reader that asked for it, and kept current by
-// the writer's after-commit hooks; 1,000,000 messages cost 16 MB.
+// the writer's after-commit hooks; 1,000,000 messages cost 8 MB.
 //
 // The build reads the whole channel, which takes long on a big one, so it
 // holds no lock the writer needs: changes committed meanwhile queue in
@@ -25,7 +22,7 @@ const deepOffset = 1000
 // memory work.
 type offsetIndex struct {
 	mu       sync.Mutex
-	ids      []uuid.UUID
+	seqs     []int64
 	building bool
 	pending  []indexChange
 	// ready is closed when the build is over; err says how it ended.
@@ -34,7 +31,7 @@ type offsetIndex struct {
 }
 
 type indexChange struct {
-	id      uuid.UUID
+	seq     int64
 	removed bool
 }
 
@@ -55,15 +52,15 @@ func (o *offsetIndexes) get(ch int64) *offsetIndex {
 
 // added and removed run after each commit, in commit order. They never
 // wait for a build.
-func (o *offsetIndexes) added(ch int64, id uuid.UUID) {
+func (o *offsetIndexes) added(ch int64, seq int64) {
 	if idx := o.get(ch); idx != nil {
-		idx.change(indexChange{id: id})
+		idx.change(indexChange{seq: seq})
 	}
 }
 
-func (o *offsetIndexes) removed(ch int64, id uuid.UUID) {
+func (o *offsetIndexes) removed(ch int64, seq int64) {
 	if idx := o.get(ch); idx != nil {
-		idx.change(indexChange{id: id, removed: true})
+		idx.change(indexChange{seq: seq, removed: true})
 	}
 }
 
@@ -94,12 +91,12 @@ func (idx *offsetIndex) change(c indexChange) {
 // apply is idempotent: the build's read may or may not already have seen
 // a change that was also queued in pending.
 func (idx *offsetIndex) apply(c indexChange) {
-	i, found := slices.BinarySearchFunc(idx.ids, c.id, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	i, found := slices.BinarySearch(idx.seqs, c.seq)
 	switch {
 	case c.removed && found:
-		idx.ids = slices.Delete(idx.ids, i, i+1)
+		idx.seqs = slices.Delete(idx.seqs, i, i+1)
 	case !c.removed && !found:
-		idx.ids = slices.Insert(idx.ids, i, c.id)
+		idx.seqs = slices.Insert(idx.seqs, i, c.seq)
 	}
 }
 
@@ -145,18 +142,18 @@ func (c *Community) offsetIndex(ctx context.Context, ch int64) (*offsetIndex, er
 }
 
 func (c *Community) buildIndex(ctx context.Context, ch int64, idx *offsetIndex) error {
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = ? ORDER BY id`, ch)
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT seq FROM messages WHERE channel_id = $1 ORDER BY seq`, ch)
 	if err != nil {
 		return fmt.Errorf("community: index messages: %w", err)
 	}
 	defer rows.Close()
-	var ids []uuid.UUID
-	var raw []byte
+	var seqs []int64
+	var seq int64
 	for rows.Next() {
-		if err := rows.Scan(&raw); err != nil {
+		if err := rows.Scan(&seq); err != nil {
 			return fmt.Errorf("community: index messages: %w", err)
 		}
-		ids = append(ids, uuid.UUID(raw))
+		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("community: index messages: %w", err)
@@ -166,7 +163,7 @@ func (c *Community) buildIndex(ctx context.Context, ch int64, idx *offsetIndex) 
 	}
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
-	idx.ids = ids
+	idx.seqs = seqs
 	for _, change := range idx.pending {
 		idx.apply(change)
 	}
@@ -174,14 +171,14 @@ func (c *Community) buildIndex(ctx context.Context, ch int64, idx *offsetIndex) 
 	return nil
 }
 
-// newestAt returns the id of the message with offset newer ones after it,
+// newestAt returns the seq of the message with offset newer ones after it,
 // and false when offset is past the oldest message.
-func (idx *offsetIndex) newestAt(offset int) (uuid.UUID, bool) {
+func (idx *offsetIndex) newestAt(offset int) (int64, bool) {
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
-	i := len(idx.ids) - 1 - offset
+	i := len(idx.seqs) - 1 - offset
 	if i < 0 {
-		return uuid.UUID{}, false
+		return 0, false
 	}
-	return idx.ids[i], true
+	return idx.seqs[i], true
 }

@@ -7,18 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
 // TestDeepPageCannotStallTheWriter: one member asks for a deep page of a
-// long channel, which builds the offset index by reading every id; while
+// long channel, which builds the offset index by reading every seq; while
 // that read is in, another member sends a message. The send must commit
 // and return without waiting for the build, and the index, once built,
 // must hold the new message.
 func TestDeepPageCannotStallTheWriter(t *testing.T) {
-	s, c, _ := openTest(t, db.SyncNormal)
+	dbtest.Each(t, testDeepPageCannotStallTheWriter)
+}
+
+func testDeepPageCannotStallTheWriter(t *testing.T, b dbtest.Backend) {
+	s, c, _ := openOn(t, b)
 	ctx := context.Background()
 	if err := c.CreateDefaultChannels(ctx); err != nil {
 		t.Fatal(err)
@@ -76,25 +78,25 @@ func TestDeepPageCannotStallTheWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []uuid.UUID
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT id FROM messages WHERE channel_id = ? ORDER BY id`, ch.ID)
+	var want []int64
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT seq FROM messages WHERE channel_id = $1 ORDER BY seq`, ch.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, uuid.UUID(raw))
+		want = append(want, seq)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	idx.mu.Lock()
-	got := slices.Clone(idx.ids)
+	got := slices.Clone(idx.seqs)
 	idx.mu.Unlock()
 	if !slices.Equal(got, want) {
-		t.Fatalf("the index holds %d ids, the channel %d messages", len(got), len(want))
+		t.Fatalf("the index holds %d seqs, the channel %d messages", len(got), len(want))
 	}
 }

@@ -142,7 +142,8 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	s := &Service{
 		db: d, keyDir: opts.KeyDir, now: opts.Now, codecs: opts.Codecs, perms: opts.Permissions,
 		iceServers: opts.ICEServers, ticketSecret: secret, bus: opts.Bus, claims: opts.Claims,
-		byID: map[string]*Community{},
+		backfill: backfillMessages,
+		byID:     map[string]*Community{},
 	}
 	if s.bus == nil {
 		s.bus, s.ownBus = bus.NewMemory(), true
@@ -187,7 +188,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	}
 	// The statements every write runs: its actor's row, and for a message
 	// the insert. Prepared now, while no transaction holds the writer.
-	if err := d.PrepareWrites(ctx, memberQuery, insertMessage); err != nil {
+	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage, savepoint, rollbackTo, release); err != nil {
 		s.closeBus()
 		return nil, err
 	}
@@ -218,10 +219,12 @@ func (s *Service) load(ctx context.Context, loaded []*Community) error {
 	return s.seedIDs(ctx)
 }
 
-// seedIDs starts the message id generator after the newest stored id. One
-// index seek per channel: the messages key is (channel_id, id).
+// seedIDs starts the message id generator after the newest stored id, so
+// that on one node ids keep increasing with seq across a restart with the
+// clock stepped back. One index seek per channel: the messages key is
+// (channel_id, seq).
 func (s *Service) seedIDs(ctx context.Context) error {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT (SELECT m.id FROM messages m WHERE m.channel_id = c.id ORDER BY m.id DESC LIMIT 1)
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT (SELECT m.id FROM messages m WHERE m.channel_id = c.id ORDER BY m.seq DESC LIMIT 1)
 		FROM channels c`)
 	if err != nil {
 		return fmt.Errorf("community: newest message id: %w", err)
@@ -323,7 +326,7 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 		return nil, fmt.Errorf("community: key file: %w", err)
 	}
 	err = s.w.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES(?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO communities(id, name, public_key, created_at) VALUES($1, $2, $3, $4)`,
 			c.ID, c.Name, pub[:], s.now().UnixMilli())
 		return err
 	}, nil)
@@ -372,7 +375,7 @@ func (s *Service) SetAddresses(ctx context.Context, c *Community, listen, public
 		return fmt.Errorf("%w: %q already listens on %s", ErrConflict, taken, listen)
 	}
 	err := s.w.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE communities SET listen_addr = ?, public_addr = ? WHERE id = ?`, listen, public, c.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE communities SET listen_addr = $1, public_addr = $2 WHERE id = $3`, listen, public, c.ID)
 		return err
 	}, nil)
 	if err != nil {
@@ -389,7 +392,7 @@ func (s *Service) SetServedAddr(ctx context.Context, c *Community, addr string) 
 		return nil
 	}
 	err := s.w.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE communities SET served_addr = ? WHERE id = ?`, addr, c.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE communities SET served_addr = $1 WHERE id = $2`, addr, c.ID)
 		return err
 	}, nil)
 	if err != nil {

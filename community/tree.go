@@ -161,7 +161,7 @@ func (c *Community) find(path, name string) (*Channel, error) {
 
 func (c *Community) loadTree(ctx context.Context) error {
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id, parent_id, name, codec FROM channels
-		WHERE community_id = ? ORDER BY parent_id NULLS FIRST, sort_key`, c.ID)
+		WHERE community_id = $1 ORDER BY parent_id NULLS FIRST, sort_key`, c.ID)
 	if err != nil {
 		return fmt.Errorf("community: load tree: %w", err)
 	}
@@ -209,7 +209,7 @@ func parentID(p *Channel) any {
 // renumber writes sort keys 0..n-1 for the children of parent, in order.
 func (c *Community) renumber(ctx context.Context, tx *sql.Tx, children []*Channel) error {
 	for i, k := range children {
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET sort_key = ? WHERE id = ?`, i, k.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE channels SET sort_key = $1 WHERE id = $2`, i, k.ID); err != nil {
 			return err
 		}
 	}
@@ -300,13 +300,10 @@ func (c *Community) CreateChannel(ctx context.Context, actor Member, path, name,
 		}
 		children := insertAt(append([]*Channel(nil), parent.Children...), ch, pos)
 		write := func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `INSERT INTO channels(community_id, parent_id, name, codec, sort_key) VALUES(?, ?, ?, ?, ?)`,
-				c.ID, parentID(parent), name, codec, pos)
+			err := tx.QueryRowContext(ctx, `INSERT INTO channels(community_id, parent_id, name, codec, sort_key) VALUES($1, $2, $3, $4, $5)
+				RETURNING id`, c.ID, parentID(parent), name, codec, pos).Scan(&ch.ID)
 			if err != nil {
 				return fmt.Errorf("community: create channel: %w", err)
-			}
-			if ch.ID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			return c.renumber(ctx, tx, children)
 		}
@@ -333,7 +330,7 @@ func (c *Community) RenameChannel(ctx context.Context, actor Member, path, name,
 			return nil, nil, fmt.Errorf("%w: %q already exists there", ErrConflict, newName)
 		}
 		write := func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE channels SET name = ? WHERE id = ?`, newName, ch.ID)
+			_, err := tx.ExecContext(ctx, `UPDATE channels SET name = $1 WHERE id = $2`, newName, ch.ID)
 			return err
 		}
 		return write, func() { ch.Name = newName }, nil
@@ -377,7 +374,7 @@ func (c *Community) MoveChannel(ctx context.Context, actor Member, path, name, n
 		}
 		newSiblings := insertAt(append([]*Channel(nil), base...), ch, pos)
 		write := func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE channels SET parent_id = ? WHERE id = ?`, parentID(dest), ch.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE channels SET parent_id = $1 WHERE id = $2`, parentID(dest), ch.ID); err != nil {
 				return err
 			}
 			if dest != oldParent {
@@ -413,7 +410,7 @@ func (c *Community) DeleteChannel(ctx context.Context, actor Member, path, name 
 		siblings := without(ch.Parent.Children, ch)
 		ref = ch.Ref()
 		write := func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM channels WHERE id = ?`, ch.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM channels WHERE id = $1`, ch.ID); err != nil {
 				return err
 			}
 			return c.renumber(ctx, tx, siblings)

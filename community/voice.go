@@ -222,7 +222,7 @@ func (c *Community) EnterCall(ch *Channel, userID string) VoiceUser {
 // counts as muted: a mute that does not hold is the failure that matters.
 func (c *Community) serverMuted(ch *Channel, userID string) bool {
 	var one int
-	err := c.svc.db.ReadRow(context.Background(), `SELECT 1 FROM server_mutes WHERE channel_id = ? AND user_id = ?`,
+	err := c.svc.db.ReadRow(context.Background(), `SELECT 1 FROM server_mutes WHERE channel_id = $1 AND user_id = $2`,
 		ch.ID, userID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false
@@ -349,10 +349,10 @@ func moderateCall(ctx context.Context, call *Call) (*Result, error) {
 		}
 		var err error
 		if muted {
-			_, err = tx.ExecContext(ctx, `INSERT INTO server_mutes(channel_id, user_id, muted_by, muted_at) VALUES(?, ?, ?, ?)
+			_, err = tx.ExecContext(ctx, `INSERT INTO server_mutes(channel_id, user_id, muted_by, muted_at) VALUES($1, $2, $3, $4)
 				ON CONFLICT(channel_id, user_id) DO NOTHING`, ch.ID, uid, call.Member.UserID, c.svc.now().UnixMilli())
 		} else {
-			_, err = tx.ExecContext(ctx, `DELETE FROM server_mutes WHERE channel_id = ? AND user_id = ?`, ch.ID, uid)
+			_, err = tx.ExecContext(ctx, `DELETE FROM server_mutes WHERE channel_id = $1 AND user_id = $2`, ch.ID, uid)
 		}
 		if err != nil {
 			return fmt.Errorf("community: %s: %w", action, err)

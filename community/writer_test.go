@@ -12,6 +12,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
 var hangUp struct {
@@ -57,9 +58,13 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 
 	insert := func(ctx context.Context, body string) func(tx *sql.Tx) error {
 		return func(tx *sql.Tx) error {
-			id := s.ids.next(s.now())
-			_, err := tx.ExecContext(ctx, `INSERT INTO messages(channel_id, id, sender_id, body, send_time) VALUES(?, ?, ?, ?, ?)`,
-				ch.ID, id[:], "someone", body, s.now().UnixMilli())
+			var seq int64
+			var last []byte
+			if err := tx.QueryRowContext(ctx, nextSeq(s.db), ch.ID).Scan(&seq, &last); err != nil {
+				return err
+			}
+			id := s.ids.next(s.now(), seq)
+			_, err := tx.ExecContext(ctx, insertMessage, ch.ID, seq, id[:], "someone", body, s.now().UnixMilli())
 			return err
 		}
 	}
@@ -72,7 +77,7 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 	// time to act on the cancellation while the statement still runs.
 	gone := op(clientCtx, "gone", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(clientCtx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-			INSERT INTO channel_state(channel_id, key, value) SELECT ?, 'k' || hang_up(i), 'v' FROM n`, ch.ID)
+			INSERT INTO channel_state(channel_id, key, value) SELECT $1, 'k' || hang_up(i), 'v' FROM n`, ch.ID)
 		return err
 	})
 	third := op(ctx, "third", insert(ctx, "third"))
@@ -91,7 +96,7 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 		t.Errorf("acknowledged: %v", acked)
 	}
 	var n int
-	if err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE channel_id = ? AND body IN ('first', 'third')`, ch.ID).Scan(&n); err != nil || n != 2 {
+	if err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE channel_id = $1 AND body IN ('first', 'third')`, ch.ID).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("%d of the two connected clients' messages stored (%v)", n, err)
 	}
 }
@@ -99,21 +104,23 @@ func TestDisconnectingClientCannotFailItsGroupCommit(t *testing.T) {
 // TestClientGoneBeforeItsTurnIsSkipped: a write whose client hung up while
 // it waited in the queue is not run, and only that client hears so.
 func TestClientGoneBeforeItsTurnIsSkipped(t *testing.T) {
-	s, _, _ := openTest(t, db.SyncNormal)
-	ctx := context.Background()
-	goneCtx, cancel := context.WithCancel(ctx)
-	cancel()
-	ran := false
-	gone := &writeOp{ctx: goneCtx, fn: func(*sql.Tx) error { ran = true; return nil }, done: make(chan error, 1)}
-	kept := &writeOp{ctx: ctx, fn: func(*sql.Tx) error { return nil }, done: make(chan error, 1)}
-	w := &writer{db: s.db}
-	w.commit([]*writeOp{gone, kept})
-	if err := <-gone.done; !errors.Is(err, context.Canceled) || ran {
-		t.Errorf("the gone client's write: ran %v, %v", ran, err)
-	}
-	if err := <-kept.done; err != nil {
-		t.Errorf("the other write: %v", err)
-	}
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s, _, _ := openOn(t, b)
+		ctx := context.Background()
+		goneCtx, cancel := context.WithCancel(ctx)
+		cancel()
+		ran := false
+		gone := &writeOp{ctx: goneCtx, fn: func(*sql.Tx) error { ran = true; return nil }, done: make(chan error, 1)}
+		kept := &writeOp{ctx: ctx, fn: func(*sql.Tx) error { return nil }, done: make(chan error, 1)}
+		w := &writer{db: s.db}
+		w.commit([]*writeOp{gone, kept})
+		if err := <-gone.done; !errors.Is(err, context.Canceled) || ran {
+			t.Errorf("the gone client's write: ran %v, %v", ran, err)
+		}
+		if err := <-kept.done; err != nil {
+			t.Errorf("the other write: %v", err)
+		}
+	})
 }
 
 // joinedMember joins c with an operator invite and returns the stored member,
@@ -136,35 +143,96 @@ func joinedMember(t testing.TB, c *Community, userID string) Member {
 // server shuts down. Every write either commits or is told the store is
 // closed; none panics on a closed queue, none waits forever.
 func TestWriteRacingShutdownCannotPanic(t *testing.T) {
-	s, _, _ := openTest(t, db.SyncNormal)
-	ctx := context.Background()
-	const writers = 8
-	started := make(chan struct{}, writers)
-	errs := make(chan error, writers)
-	for range writers {
-		go func() {
-			started <- struct{}{}
-			for {
-				if err := s.w.do(ctx, func(*sql.Tx) error { return nil }, nil); err != nil {
-					errs <- err
-					return
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s, _, _ := openOn(t, b)
+		ctx := context.Background()
+		const writers = 8
+		started := make(chan struct{}, writers)
+		errs := make(chan error, writers)
+		for range writers {
+			go func() {
+				started <- struct{}{}
+				for {
+					if err := s.w.do(ctx, func(*sql.Tx) error { return nil }, nil); err != nil {
+						errs <- err
+						return
+					}
 				}
-			}
-		}()
-	}
-	for range writers {
-		<-started
-	}
-	s.Close()
-	deadline := time.After(10 * time.Second)
-	for range writers {
-		select {
-		case err := <-errs:
-			if !errors.Is(err, errClosed) {
-				t.Errorf("a write racing Close: %v", err)
-			}
-		case <-deadline:
-			t.Fatal("a write racing Close never returned")
+			}()
 		}
+		for range writers {
+			<-started
+		}
+		s.Close()
+		deadline := time.After(10 * time.Second)
+		for range writers {
+			select {
+			case err := <-errs:
+				if !errors.Is(err, errClosed) {
+					t.Errorf("a write racing Close: %v", err)
+				}
+			case <-deadline:
+				t.Fatal("a write racing Close never returned")
+			}
+		}
+	})
+}
+
+// TestDeadlockedWriteIsRetriedInTheNextCommit: on PostgreSQL a write of
+// this node's group commit deadlocks with another node's transaction and
+// is the one the server aborts. The rest of its batch still commits, and
+// the write itself succeeds in the next transaction: its caller never
+// sees the deadlock.
+func TestDeadlockedWriteIsRetriedInTheNextCommit(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := openOn(t, dbtest.Postgres)
+	if _, err := s.db.Write.ExecContext(ctx, `CREATE TABLE rows_to_lock (k BIGINT PRIMARY KEY); INSERT INTO rows_to_lock VALUES (1), (2)`); err != nil {
+		t.Fatal(err)
+	}
+	lock := func(tx *sql.Tx, k int) error {
+		_, err := tx.ExecContext(ctx, `UPDATE rows_to_lock SET k = k WHERE k = $1`, k)
+		return err
+	}
+	ourFirst, theirFirst := make(chan struct{}), make(chan struct{})
+	var tries int
+	first := &writeOp{ctx: ctx, done: make(chan error, 1), fn: func(tx *sql.Tx) error {
+		if err := lock(tx, 1); err != nil {
+			return err
+		}
+		close(ourFirst)
+		return nil
+	}}
+	second := &writeOp{ctx: ctx, done: make(chan error, 1), fn: func(tx *sql.Tx) error {
+		tries++
+		<-theirFirst
+		// This side finds the deadlock first, so it is the one aborted.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL deadlock_timeout = '10ms'`); err != nil {
+			return err
+		}
+		return lock(tx, 2)
+	}}
+	other := make(chan error, 1)
+	go func() {
+		other <- s.db.Tx(ctx, func(tx *sql.Tx) error {
+			<-ourFirst
+			if err := lock(tx, 2); err != nil {
+				return err
+			}
+			close(theirFirst)
+			return lock(tx, 1)
+		})
+	}()
+	w := &writer{db: s.db}
+	w.commit([]*writeOp{first, second})
+	for _, op := range []*writeOp{first, second} {
+		if err := <-op.done; err != nil {
+			t.Errorf("write: %v", err)
+		}
+	}
+	if err := <-other; err != nil {
+		t.Errorf("the other node's transaction: %v", err)
+	}
+	if tries != 2 {
+		t.Fatalf("the deadlocked write ran %d times, want 2 (aborted once, then committed)", tries)
 	}
 }

@@ -4,30 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	icrypto "github.com/iotad/iotad/crypto"
-	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
-// TestRacingWritersCannotOvershootQuota: many writers of one user race at each limit; the check
-// inside the write transaction lets exactly the limit's worth through.
+// TestRacingWritersCannotOvershootQuota: many writers of one user race at each limit, through
+// two stores on one database (two processes, or two nodes on PostgreSQL); the check inside the
+// write transaction lets exactly the limit's worth through.
 func TestRacingWritersCannotOvershootQuota(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		testRacingWriters(t, b)
+	})
+}
+
+func testRacingWriters(t *testing.T, b dbtest.Backend) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "iotad.db"), db.SyncNormal)
-	if err != nil {
-		t.Fatal(err)
+	target := b.New(t)
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(ctx, dbtest.OpenTarget(t, target))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetLimits(Limits{MaxEntries: 25, MaxSettings: 25, MaxSettingsTotal: 10 << 10})
+		stores[i] = s
 	}
-	defer d.Close()
-	s, err := Open(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetLimits(Limits{MaxEntries: 25, MaxSettings: 25, MaxSettingsTotal: 10 << 10})
-	race := func(write func(u string, i int) error) int {
+	s := stores[0]
+	race := func(write func(s *Store, u string, i int) error) int {
 		u, err := s.CreateUser(ctx, "racer", icrypto.PublicKey{1})
 		if err != nil {
 			t.Fatal(err)
@@ -39,7 +47,7 @@ func TestRacingWritersCannotOvershootQuota(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range 5 {
-					switch err := write(u.ID, g*5+i); {
+					switch err := write(stores[g%2], u.ID, g*5+i); {
 					case err == nil:
 						won.Add(1)
 					case !errors.Is(err, ErrInvalidData):
@@ -51,20 +59,20 @@ func TestRacingWritersCannotOvershootQuota(t *testing.T) {
 		wg.Wait()
 		return int(won.Load())
 	}
-	if n := race(func(u string, i int) error {
+	if n := race(func(s *Store, u string, i int) error {
 		_, _, err := s.AddEntry(ctx, u, Entry{Address: "a", Title: "t", Position: "p"}, nil)
 		return err
 	}); n != 25 {
 		t.Fatalf("%d entries, limit 25", n)
 	}
-	if n := race(func(u string, i int) error {
+	if n := race(func(s *Store, u string, i int) error {
 		_, err := s.SaveSetting(ctx, u, fmt.Sprint(i), "x", nil)
 		return err
 	}); n != 25 {
 		t.Fatalf("%d settings, limit 25", n)
 	}
-	if n := race(func(u string, i int) error {
-		_, err := s.SaveSetting(ctx, u, fmt.Sprint(i), string(make([]byte, 1<<10)), nil)
+	if n := race(func(s *Store, u string, i int) error {
+		_, err := s.SaveSetting(ctx, u, fmt.Sprint(i), strings.Repeat("x", 1<<10), nil)
 		return err
 	}); n != 10 {
 		t.Fatalf("%d settings of 1 KiB, limit 10 KiB", n)

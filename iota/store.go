@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,8 +35,9 @@ const (
 )
 
 // Limits are the per-user quotas of an Iota. They are checked inside the
-// write transaction, which the single write connection serialises, so two
-// sockets racing at a limit cannot both get past it.
+// write transaction after the user's version is bumped, which serialises a
+// user's writes (SQLite's single writer; on PostgreSQL the lock on the
+// user's row), so two sockets racing at a limit cannot both get past it.
 type Limits struct {
 	// MaxEntries bounds the entries of a user's community list.
 	MaxEntries int
@@ -118,7 +120,7 @@ func (s *Store) CreateUser(ctx context.Context, name string, pub icrypto.PublicK
 }
 
 func insertUser(ctx context.Context, tx *sql.Tx, u User) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO users(id, name, public_key, created_at) VALUES(?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO users(id, name, public_key, created_at) VALUES($1, $2, $3, $4)`,
 		u.ID, u.Name, u.PublicKey[:], u.CreatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("iota: insert user: %w", err)
@@ -131,7 +133,7 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 	var u User
 	var key []byte
 	var created int64
-	err := s.db.ReadRow(ctx, `SELECT id, name, public_key, created_at FROM users WHERE id = ?`, id).
+	err := s.db.ReadRow(ctx, `SELECT id, name, public_key, created_at FROM users WHERE id = $1`, id).
 		Scan(&u.ID, &u.Name, &key, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrUnknownUser
@@ -169,7 +171,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // DeleteUser removes a user and everything they stored.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("iota: delete user: %w", err)
 		}
@@ -207,7 +209,7 @@ func (s *Store) CreateToken(ctx context.Context, maxUses int, ttl time.Duration)
 	t := Token{ID: uuid.NewString(), MaxUses: maxUses, ExpiresAt: now.Add(ttl), CreatedAt: now}
 	hash := icrypto.HashSecret(secret)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tokens(id, secret_hash, max_uses, expires_at, created_at) VALUES(?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens(id, secret_hash, max_uses, expires_at, created_at) VALUES($1, $2, $3, $4, $5)`,
 			t.ID, hash[:], t.MaxUses, t.ExpiresAt.UnixMilli(), t.CreatedAt.UnixMilli())
 		return err
 	})
@@ -240,7 +242,7 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 // RevokeToken makes a token unusable.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE id = ?`, id)
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = 1 WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("iota: revoke token: %w", err)
 		}
@@ -258,7 +260,7 @@ func (s *Store) Register(ctx context.Context, pub icrypto.PublicKey, token strin
 	u := User{ID: uuid.NewString(), PublicKey: pub, CreatedAt: s.now()}
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE tokens SET uses = uses + 1
-			WHERE secret_hash = ? AND revoked = 0 AND uses < max_uses AND expires_at > ?`, hash[:], u.CreatedAt.UnixMilli())
+			WHERE secret_hash = $1 AND revoked = 0 AND uses < max_uses AND expires_at > $2`, hash[:], u.CreatedAt.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("iota: spend token: %w", err)
 		}
@@ -288,34 +290,44 @@ func checkField(name, v string) error {
 	if len(v) > MaxFieldBytes {
 		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidData, name, MaxFieldBytes)
 	}
+	return checkNoNUL(name, v)
+}
+
+// checkNoNUL refuses U+0000, which PostgreSQL's text cannot hold: refused
+// on both backends, a client sees one behaviour whichever the server uses.
+func checkNoNUL(name, v string) error {
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%w: %s must not contain U+0000", ErrInvalidData, name)
+	}
 	return nil
 }
 
 // bumpVersion checks expected (when given) against the user's version and
-// increments it, inside tx.
+// increments it, inside tx. Reading and bumping are one statement: on
+// PostgreSQL it locks the user's row until the commit, so two nodes
+// writing one user's list take turns, and the quota checks that follow it
+// count under that lock. On a conflict the caller's transaction is rolled
+// back with the error, and the bump with it.
 func bumpVersion(ctx context.Context, tx *sql.Tx, userID string, expected *int64) (int64, error) {
-	var current int64
-	err := tx.QueryRowContext(ctx, `SELECT version FROM users WHERE id = ?`, userID).Scan(&current)
+	var next int64
+	err := tx.QueryRowContext(ctx, `UPDATE users SET version = version + 1 WHERE id = $1 RETURNING version`, userID).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrUnknownUser
 	}
 	if err != nil {
-		return 0, fmt.Errorf("iota: read version: %w", err)
-	}
-	if expected != nil && *expected != current {
-		return 0, &ConflictError{Current: current}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET version = ? WHERE id = ?`, current+1, userID); err != nil {
 		return 0, fmt.Errorf("iota: bump version: %w", err)
 	}
-	return current + 1, nil
+	if expected != nil && *expected != next-1 {
+		return 0, &ConflictError{Current: next - 1}
+	}
+	return next, nil
 }
 
 // checkEntryQuota refuses a new entry when the user has MaxEntries.
 // Replacing an entry in place never counts.
 func checkEntryQuota(ctx context.Context, tx *sql.Tx, userID string, l Limits) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM entries WHERE user_id = ?`, userID).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM entries WHERE user_id = $1`, userID).Scan(&n); err != nil {
 		return fmt.Errorf("iota: count entries: %w", err)
 	}
 	if n >= l.MaxEntries {
@@ -330,8 +342,8 @@ func checkEntryQuota(ctx context.Context, tx *sql.Tx, userID string, l Limits) e
 func checkSettingsQuota(ctx context.Context, tx *sql.Tx, userID, name string, size int, l Limits) error {
 	var others int
 	var otherBytes int64
-	err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0)
-		FROM settings WHERE user_id = ? AND name != ?`, userID, name).Scan(&others, &otherBytes)
+	err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(octet_length(payload)), 0)
+		FROM settings WHERE user_id = $1 AND name != $2`, userID, name).Scan(&others, &otherBytes)
 	if err != nil {
 		return fmt.Errorf("iota: count settings: %w", err)
 	}
@@ -368,14 +380,14 @@ func (s *Store) AddEntry(ctx context.Context, userID string, e Entry, expected *
 				return err
 			}
 			e.ID = uuid.NewString()
-			_, err = tx.ExecContext(ctx, `INSERT INTO entries(id, user_id, address, title, position, updated_at) VALUES(?, ?, ?, ?, ?, ?)`,
+			_, err = tx.ExecContext(ctx, `INSERT INTO entries(id, user_id, address, title, position, updated_at) VALUES($1, $2, $3, $4, $5, $6)`,
 				e.ID, userID, e.Address, e.Title, e.Position, now)
 			if err != nil {
 				return fmt.Errorf("iota: insert entry: %w", err)
 			}
 			return nil
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE entries SET address = ?, title = ?, position = ?, updated_at = ? WHERE id = ? AND user_id = ?`,
+		res, err := tx.ExecContext(ctx, `UPDATE entries SET address = $1, title = $2, position = $3, updated_at = $4 WHERE id = $5 AND user_id = $6`,
 			e.Address, e.Title, e.Position, now, e.ID, userID)
 		if err != nil {
 			return fmt.Errorf("iota: replace entry: %w", err)
@@ -399,13 +411,13 @@ func (s *Store) Entries(ctx context.Context, userID string) ([]Entry, int64, err
 	}
 	defer tx.Rollback()
 	var version int64
-	if err := tx.QueryRowContext(ctx, `SELECT version FROM users WHERE id = ?`, userID).Scan(&version); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM users WHERE id = $1`, userID).Scan(&version); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, 0, ErrUnknownUser
 		}
 		return nil, 0, fmt.Errorf("iota: read version: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, address, title, position FROM entries WHERE user_id = ? ORDER BY seq`, userID)
+	rows, err := tx.QueryContext(ctx, `SELECT id, address, title, position FROM entries WHERE user_id = $1 ORDER BY seq`, userID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("iota: read entries: %w", err)
 	}
@@ -432,9 +444,9 @@ func (s *Store) RemoveEntry(ctx context.Context, userID, entryID, address string
 		}
 		var res sql.Result
 		if entryID != "" {
-			res, err = tx.ExecContext(ctx, `DELETE FROM entries WHERE id = ? AND user_id = ?`, entryID, userID)
+			res, err = tx.ExecContext(ctx, `DELETE FROM entries WHERE id = $1 AND user_id = $2`, entryID, userID)
 		} else {
-			res, err = tx.ExecContext(ctx, `DELETE FROM entries WHERE address = ? AND user_id = ?`, address, userID)
+			res, err = tx.ExecContext(ctx, `DELETE FROM entries WHERE address = $1 AND user_id = $2`, address, userID)
 		}
 		if err != nil {
 			return fmt.Errorf("iota: remove entry: %w", err)
@@ -455,6 +467,12 @@ func (s *Store) SaveSetting(ctx context.Context, userID, name, payload string, e
 	if len(payload) > MaxSettingsBytes {
 		return 0, fmt.Errorf("%w: payload is longer than %d bytes", ErrInvalidData, MaxSettingsBytes)
 	}
+	if err := checkNoNUL("settings_name", name); err != nil {
+		return 0, err
+	}
+	if err := checkNoNUL("payload", payload); err != nil {
+		return 0, err
+	}
 	var version int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -464,7 +482,7 @@ func (s *Store) SaveSetting(ctx context.Context, userID, name, payload string, e
 		if err := checkSettingsQuota(ctx, tx, userID, name, len(payload), s.Limits()); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO settings(user_id, name, payload, updated_at) VALUES(?, ?, ?, ?)
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings(user_id, name, payload, updated_at) VALUES($1, $2, $3, $4)
 			ON CONFLICT(user_id, name) DO UPDATE SET payload = excluded.payload, updated_at = excluded.updated_at`,
 			userID, name, payload, s.now().UnixMilli())
 		if err != nil {
@@ -478,7 +496,7 @@ func (s *Store) SaveSetting(ctx context.Context, userID, name, payload string, e
 // LoadSetting returns the blob stored under name.
 func (s *Store) LoadSetting(ctx context.Context, userID, name string) (string, error) {
 	var payload string
-	err := s.db.Read.QueryRowContext(ctx, `SELECT payload FROM settings WHERE user_id = ? AND name = ?`, userID, name).Scan(&payload)
+	err := s.db.Read.QueryRowContext(ctx, `SELECT payload FROM settings WHERE user_id = $1 AND name = $2`, userID, name).Scan(&payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("%w: no settings named %q", ErrNotFound, name)
 	}
@@ -490,7 +508,7 @@ func (s *Store) LoadSetting(ctx context.Context, userID, name string) (string, e
 
 // SettingNames lists the names of the user's settings blobs.
 func (s *Store) SettingNames(ctx context.Context, userID string) ([]string, error) {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT name FROM settings WHERE user_id = ? ORDER BY name`, userID)
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT name FROM settings WHERE user_id = $1 ORDER BY name`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("iota: list settings: %w", err)
 	}

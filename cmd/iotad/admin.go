@@ -23,9 +23,35 @@ import (
 var randReader = rand.Reader
 
 func dataFlag(fs interface {
-	String(name, value, usage string) *string
-}) *string {
-	return fs.String("data", "iotad-data", "data directory")
+	StringVar(p *string, name, value, usage string)
+}) *dataDir {
+	d := &dataDir{}
+	fs.StringVar(&d.dir, "data", "iotad-data", "data directory")
+	fs.StringVar(&d.db, "db", "", dbUsage)
+	return d
+}
+
+// dbUsage is the --db flag's help, the same on serve and the CLI commands
+// (which must name the same database as the serve they stand in for).
+const dbUsage = "PostgreSQL database as a postgres:// URL, for the Iota and every community (default: SQLite in the data directory)"
+
+// dataDir is where a command finds iotad's state: the data directory
+// (keys, the admin socket and, by default, the SQLite database) and, with
+// --db, the PostgreSQL database that holds the rest.
+type dataDir struct{ dir, db string }
+
+func (d dataDir) String() string { return d.dir }
+
+// target is the database to open: --db, or the SQLite file in the data
+// directory.
+func (d dataDir) target() (string, error) {
+	if d.db == "" {
+		return filepath.Join(d.dir, "iotad.db"), nil
+	}
+	if !db.IsPostgres(d.db) {
+		return "", errors.New("--db must be a postgres:// URL (without --db, iotad keeps SQLite in the data directory)")
+	}
+	return d.db, nil
 }
 
 // operate runs an operator command. When iotad serve runs on the data
@@ -33,8 +59,8 @@ func dataFlag(fs interface {
 // server's caches and open sockets see the change at once (a ban closes
 // the member's socket, a demotion takes the role away from their open
 // session); when none runs, the CLI opens the database itself.
-func operate(ctx context.Context, data string, req api.ControlRequest) (api.ControlReply, error) {
-	rep, err := api.CallControl(ctx, filepath.Join(data, api.ControlSocket), req)
+func operate(ctx context.Context, data dataDir, req api.ControlRequest) (api.ControlReply, error) {
+	rep, err := api.CallControl(ctx, filepath.Join(data.dir, api.ControlSocket), req)
 	if !errors.Is(err, api.ErrNoServer) {
 		return rep, err
 	}
@@ -111,13 +137,13 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // second line, and only then has the public half stored: an account never
 // exists without its key file, and the private half never leaves this
 // process.
-func addUserKey(ctx context.Context, data, name, keyFile string) (id, path string, err error) {
-	if err := os.MkdirAll(data, 0o700); err != nil {
+func addUserKey(ctx context.Context, data dataDir, name, keyFile string) (id, path string, err error) {
+	if err := os.MkdirAll(data.dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("data directory: %w", err)
 	}
 	// The same file the server reads its identity from (made here first if
 	// no server ever ran).
-	iotaKey, err := keptIotaKey(filepath.Join(data, "iota.key"))
+	iotaKey, err := keptIotaKey(filepath.Join(data.dir, "iota.key"))
 	if err != nil {
 		return "", "", err
 	}
@@ -127,7 +153,7 @@ func addUserKey(ctx context.Context, data, name, keyFile string) (id, path strin
 	}
 	id = uuid.NewString()
 	if keyFile == "" {
-		keyFile = filepath.Join(data, id+".tu")
+		keyFile = filepath.Join(data.dir, id+".tu")
 	}
 	if err := atomicfile.Create(keyFile, icrypto.FormatKeyFileWithIota(id, priv, iotaKey.Public()), 0o600); err != nil {
 		return "", "", fmt.Errorf("key file: %w", err)

@@ -52,6 +52,11 @@ type backupFile struct {
 	SHA256 string `json:"sha256"`
 }
 
+// errPostgresBackup refuses backup and restore with --db: the archive
+// holds the SQLite database, and a PostgreSQL one is the server's to dump.
+var errPostgresBackup = errors.New("backup: with --db the database is PostgreSQL, which iotad backup does not copy: " +
+	"dump it with pg_dump (restore with pg_restore or psql) and copy the data directory's key files yourself")
+
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("backup", stderr)
 	data := dataFlag(fs)
@@ -62,7 +67,10 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *out == "" {
 		return errors.New("backup: --out FILE is required")
 	}
-	m, err := writeBackup(ctx, *data, *out)
+	if data.db != "" {
+		return errPostgresBackup
+	}
+	m, err := writeBackup(ctx, data.dir, *out)
 	if err != nil {
 		return err
 	}
@@ -80,7 +88,10 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *in == "" {
 		return errors.New("restore: --in FILE is required")
 	}
-	m, err := restoreBackup(*in, *data)
+	if data.db != "" {
+		return errPostgresBackup
+	}
+	m, err := restoreBackup(*in, data.dir)
 	if err != nil {
 		return err
 	}
@@ -102,7 +113,7 @@ type pendingFile struct {
 // files are read.
 func writeBackup(ctx context.Context, data, out string) (m backupManifest, err error) {
 	if _, err := os.Stat(filepath.Join(data, dbFileName)); err != nil {
-		return m, fmt.Errorf("backup: %s is not an iotad data directory: %w", data, err)
+		return m, fmt.Errorf("backup: %s is not an iotad data directory with its SQLite database (an iotad run with --db keeps its state in PostgreSQL: pg_dump backs that up): %w", data, err)
 	}
 	outDir := filepath.Dir(out)
 	tmpDir, err := os.MkdirTemp(outDir, ".iotad-backup-*")

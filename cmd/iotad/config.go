@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"github.com/iotad/iotad/internal/db"
 )
 
 // The config file (--config FILE, or IOTAD_CONFIG) holds one setting a line:
@@ -154,6 +156,9 @@ func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			source = "default"
 		}
 		value := formatConfigValue(f.Value.String())
+		if f.Name == "db" { // a postgres:// URL may carry a password
+			value = formatConfigValue(db.Redact(f.Value.String()))
+		}
 		if isSecretFlag(f.Name) && f.Value.String() != "" {
 			value, source = "********", source+", masked"
 		}

@@ -103,7 +103,7 @@ func TestCLIRefusesAFakeIotaRelayingACommunity(t *testing.T) {
 func serveInProcess(t *testing.T, data string) (string, *community.Community) {
 	t.Helper()
 	ctx := context.Background()
-	a, err := openApp(ctx, data, db.SyncNormal)
+	a, err := openApp(ctx, dataDir{dir: data}, db.SyncNormal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,9 +34,15 @@ type app struct {
 	communities *community.Service
 }
 
-// openApp opens the data directory; tune (serve's cluster flags) adjusts
-// the community service's options.
-func openApp(ctx context.Context, dir string, sync db.Sync, tune ...func(*community.Options)) (*app, error) {
+// openApp opens the data directory and the database it names (--db, or
+// SQLite in it); tune (serve's cluster flags) adjusts the community
+// service's options.
+func openApp(ctx context.Context, data dataDir, sync db.Sync, tune ...func(*community.Options)) (*app, error) {
+	target, err := data.target()
+	if err != nil {
+		return nil, err
+	}
+	dir := data.dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -44,7 +50,7 @@ func openApp(ctx context.Context, dir string, sync db.Sync, tune ...func(*commun
 	if err != nil {
 		return nil, err
 	}
-	d, err := db.Open(ctx, filepath.Join(dir, "iotad.db"), sync)
+	d, err := db.Open(ctx, target, sync)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +111,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := api.DefaultConfig()
 	fs := newFlags("serve", stderr)
 	data := fs.String("data", "iotad-data", "data directory (database, keys)")
+	dbURL := fs.String("db", "", dbUsage)
 	addr := fs.String("addr", ":1984", "listen address (the seed's community port is 1984)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -171,7 +178,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The bus closes after the stores (deferred first, runs last): the
 	// community service's last events still go out.
 	defer cl.Close()
-	a, err := openApp(ctx, *data, db.Sync(strings.ToUpper(*syncMode)), cl.tune)
+	a, err := openApp(ctx, dataDir{dir: *data, db: *dbURL}, db.Sync(strings.ToUpper(*syncMode)), cl.tune)
 	if err != nil {
 		ln.Close()
 		return err
@@ -250,7 +257,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, cl := range own {
 		fmt.Fprintf(stdout, "community %q is listening on %s://%s/ (invites name %s)\n", cl.Community.Name, sock, displayAddr(cl.Listener.Addr()), cl.PublicAddr)
 	}
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.Int("community_listeners", len(own)))
+	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data", *data), slog.String("db", a.db.Dialect.String()), slog.Int("community_listeners", len(own)))
 	// The serving parts run as one group: the first to fail stops the
 	// others, and serve returns only when every one has, so that the parts
 	// under them, deferred above (TURN, the SFU, then the stores), stop

@@ -65,6 +65,16 @@ func (s *Sequencer[T]) fill(key string, last, seq int64, deliver func(T)) {
 	}
 }
 
+// Start sets where key stands (its last delivered number) before any
+// item of it arrives, from what the database holds when the node starts
+// listening.
+func (s *Sequencer[T]) Start(key string, last int64) {
+	if s.last == nil {
+		s.last = map[string]int64{}
+	}
+	s.last[key] = last
+}
+
 // Reset forgets every key: after a resynchronisation the next item of
 // each starts it again.
 func (s *Sequencer[T]) Reset() { clear(s.last) }

@@ -10,13 +10,22 @@ import (
 	"os"
 )
 
+// ErrBackupPostgres refuses a backup of a PostgreSQL database.
+var ErrBackupPostgres = errors.New("db: iotad backup copies the SQLite file only; back a PostgreSQL database up with pg_dump (and restore with pg_restore or psql)")
+
 // Backup writes a consistent copy of the database file src to dst, which
 // must not exist, with VACUUM INTO: one read transaction, so the copy holds
 // exactly the transactions committed before it began, even while another
 // process (a running serve) writes to src through its WAL. The copy is
 // compacted, carries no WAL, and is not fsynced: the caller archives it and
 // makes the archive durable.
+//
+// src must be a SQLite file: a PostgreSQL database is backed up with the
+// server's own tools (pg_dump), which know its consistency rules.
 func Backup(ctx context.Context, src, dst string) error {
+	if IsPostgres(src) {
+		return ErrBackupPostgres
+	}
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("db: backup: %w", err)
 	}
@@ -40,7 +49,7 @@ func Backup(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("db: backup: %w", err)
 	}
 	f.Close()
-	if _, err := d.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+	if _, err := d.ExecContext(ctx, `VACUUM INTO $1`, dst); err != nil {
 		os.Remove(dst)
 		return fmt.Errorf("db: backup %s: %w", src, err)
 	}

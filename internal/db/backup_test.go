@@ -23,7 +23,7 @@ func TestBackupSeesCommittedNotPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		if _, err := d.Write.ExecContext(ctx, `INSERT INTO t VALUES (?)`, i); err != nil {
+		if _, err := d.Write.ExecContext(ctx, `INSERT INTO t VALUES ($1)`, i); err != nil {
 			t.Fatal(err)
 		}
 	}

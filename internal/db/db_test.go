@@ -6,14 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
-	"time"
 
 	"modernc.org/sqlite"
 )
@@ -28,7 +24,7 @@ func TestReadRow(t *testing.T) {
 	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	const q = `SELECT v FROM kv WHERE k = ?`
+	const q = `SELECT v FROM kv WHERE k = $1`
 	var v string
 	if err := d.ReadRow(ctx, q, "a").Scan(&v); !errors.Is(err, sql.ErrNoRows) {
 		t.Fatalf("missing row: %v", err)
@@ -92,68 +88,6 @@ func TestDataDirNameCannotRedirectTheDatabase(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Fatalf("files beside the data directory: %q", names)
-	}
-}
-
-// barrierFS holds every reader of a migration file until n have arrived,
-// so that concurrent migrators are all past whatever they did before
-// reading the file.
-type barrierFS struct {
-	fs.FS
-	mu      sync.Mutex
-	arrived int
-	n       int
-	all     chan struct{}
-}
-
-func (b *barrierFS) Open(name string) (fs.File, error) {
-	if strings.HasSuffix(name, ".sql") {
-		b.mu.Lock()
-		b.arrived++
-		if b.arrived == b.n {
-			close(b.all)
-		}
-		b.mu.Unlock()
-		select {
-		case <-b.all:
-		case <-time.After(10 * time.Second):
-			return nil, errors.New("barrierFS: the other migrator never read the file")
-		}
-	}
-	return b.FS.Open(name)
-}
-
-// TestConcurrentMigratorsCannotApplyTwice: two processes starting on one
-// database (iotad serve and a CLI command) migrate at once. Both have
-// decided what to apply when they reach the migration; only one may
-// apply it, the other must see its version and skip it.
-func TestConcurrentMigratorsCannotApplyTwice(t *testing.T) {
-	ctx := context.Background()
-	file := filepath.Join(t.TempDir(), "t.db")
-	migrations := &barrierFS{n: 2, all: make(chan struct{}), FS: fstest.MapFS{
-		// Not idempotent: a second application fails.
-		"0001_init.sql": {Data: []byte(`CREATE TABLE once (x INTEGER)`)},
-	}}
-	var dbs [2]*DB
-	for i := range dbs {
-		d, err := Open(ctx, file, SyncNormal)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		dbs[i] = d
-	}
-	errs := make(chan error, len(dbs))
-	for _, d := range dbs {
-		go func() { errs <- d.Migrate(ctx, "test", migrations) }()
-	}
-	for range dbs {
-		if err := <-errs; err != nil {
-			t.Errorf("migrate: %v", err)
-		}
-	}
-	if v, err := dbs[0].Version(ctx, "test"); err != nil || v != 1 {
-		t.Fatalf("version %d, %v", v, err)
 	}
 }
 
@@ -236,7 +170,7 @@ func TestPreparedWritesInsideTransactions(t *testing.T) {
 	if _, err := d.Write.ExecContext(ctx, `CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	const put, get = `INSERT INTO kv(k, v) VALUES(?, ?)`, `SELECT v FROM kv WHERE k = ?`
+	const put, get = `INSERT INTO kv(k, v) VALUES($1, $2)`, `SELECT v FROM kv WHERE k = $1`
 	if err := d.PrepareWrites(ctx, put, get); err != nil {
 		t.Fatal(err)
 	}
@@ -260,5 +194,26 @@ func TestPreparedWritesInsideTransactions(t *testing.T) {
 	var v string
 	if err := d.Row(ctx, d.Read, get, "2").Scan(&v); err != nil || v != "v" {
 		t.Fatalf("read pool: %q %v", v, err)
+	}
+}
+
+func TestPositional(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT v FROM kv WHERE k = $1`, `SELECT v FROM kv WHERE k = ?`},
+		{`INSERT INTO t(a, b, c) VALUES($1, $2, $3) RETURNING a`, `INSERT INTO t(a, b, c) VALUES(?, ?, ?) RETURNING a`},
+		{`SELECT 1 FROM t WHERE a = $1 AND b = 'it''s $2' AND c = $2`, `SELECT 1 FROM t WHERE a = ? AND b = 'it''s $2' AND c = ?`},
+		{`SAVEPOINT op`, `SAVEPOINT op`},
+		// Out of order, repeated, or already named otherwise: left as they are.
+		{`SELECT $2, $1`, `SELECT $2, $1`},
+		{`SELECT $1 WHERE x = $1`, `SELECT $1 WHERE x = $1`},
+		{`SELECT $10`, `SELECT $10`},
+		{`SELECT ? WHERE a = $1`, `SELECT ? WHERE a = $1`},
+		{`SELECT :name`, `SELECT :name`},
+		{`SELECT $1 -- a comment`, `SELECT $1 -- a comment`},
+		{`SELECT 'unterminated $1`, `SELECT 'unterminated $1`},
+	} {
+		if got := positional(c.in); got != c.want {
+			t.Errorf("positional(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }
