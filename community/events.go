@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/iotad/iotad/internal/bus"
@@ -146,8 +146,10 @@ func (c *Community) receive(m bus.Message) {
 	// Alone, a node's events come in commit order and none is lost; a
 	// gap in the numbers is a deleted message, not one to read back.
 	if c.svc.joined && e.Seq > 0 && e.Channel != nil && e.Result == ResultMessageLive {
-		c.seq.Next(sequenceKey(e.Channel), e.Seq, e, c.deliver)
-		return
+		if ch, err := c.Find(e.Channel.Path, e.Channel.Name); err == nil {
+			c.seq.Next(sequenceKey(ch), e.Seq, e, c.deliver)
+			return
+		}
 	}
 	c.deliver(e)
 }
@@ -281,8 +283,9 @@ func (c *Community) resync() {
 	c.offsets.mu.Unlock()
 }
 
-// sequenceKey names a channel's sequence in c.seq.
-func sequenceKey(ref *ChannelRef) string { return ref.Path + "/" + ref.Name }
+// sequenceKey names a channel's sequence in c.seq: by id, which a rename
+// or a move keeps.
+func sequenceKey(ch *Channel) string { return strconv.FormatInt(ch.ID, 10) }
 
 // startSequences sets each text channel's sequence where the store has it
 // now. The first messages a node hears after it subscribes come from
@@ -303,7 +306,7 @@ func (c *Community) startSequences(ctx context.Context) error {
 		if err := c.svc.db.ReadRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE channel_id = $1`, ch.ID).Scan(&last); err != nil {
 			return fmt.Errorf("community: newest seq of channel %d: %w", ch.ID, err)
 		}
-		c.seq.Start(sequenceKey(ch.Ref()), last)
+		c.seq.Start(sequenceKey(ch), last)
 	}
 	return nil
 }
@@ -315,13 +318,15 @@ const maxBackfill = 10000
 // backfillMessages is Service.backfill on the store: the message_live
 // events of the channel key names, numbered after+1 to before-1.
 func backfillMessages(c *Community, key string, after, before int64) ([]*Event, error) {
-	i := strings.LastIndex(key, "/")
-	if i < 0 {
+	id, err := strconv.ParseInt(key, 10, 64)
+	if err != nil {
 		return nil, fmt.Errorf("community: sequence key %q names no channel", key)
 	}
-	ch, err := c.Find(key[:i], key[i+1:])
-	if err != nil {
-		return nil, err
+	c.mu.Lock()
+	ch := c.channels[id]
+	c.mu.Unlock()
+	if ch == nil {
+		return nil, fmt.Errorf("community: no channel %d to backfill", id)
 	}
 	rows, err := c.svc.db.Read.QueryContext(context.Background(),
 		`SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4`,

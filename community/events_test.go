@@ -155,7 +155,7 @@ func TestBackfillReadsTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		ch, _ := c.Find("General", "general")
-		got, err := backfillMessages(c, sequenceKey(ch.Ref()), 1, 5)
+		got, err := backfillMessages(c, sequenceKey(ch), 1, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,8 +171,10 @@ func TestBackfillReadsTheStore(t *testing.T) {
 		if !slices.Equal(seqs, []int64{2, 4}) || !slices.Equal(bodies, []string{"m2", "m4"}) {
 			t.Fatalf("backfill (1, 5) gave seqs %v bodies %v, want [2 4] [m2 m4]", seqs, bodies)
 		}
-		if _, err := backfillMessages(c, "no-such/channel", 0, 9); err == nil {
-			t.Fatal("a key that names no channel was backfilled")
+		for _, key := range []string{"999999", "General/general", ""} {
+			if _, err := backfillMessages(c, key, 0, 9); err == nil {
+				t.Fatalf("key %q, which names no channel, was backfilled", key)
+			}
 		}
 	})
 }

@@ -1,6 +1,9 @@
 package bus
 
-import "log/slog"
+import (
+	"log/slog"
+	"sync"
+)
 
 // Sequencer puts a stream of numbered items (a channel's messages, by the
 // sequence the database assigned at commit) back in order and fills the
@@ -12,10 +15,12 @@ import "log/slog"
 // later number commits after an earlier one — and an item that arrives
 // after its number was delivered (by backfill) is dropped.
 //
-// The first item of a key sets where the key starts: what came before it
-// was before this node listened. A Sequencer is used from one goroutine
-// (a subscription's).
+// Start says where a key stands when the node begins to listen (the
+// newest number the database holds); a key not started begins at 0, as a
+// channel made after the node began to listen does. Next runs in one
+// goroutine (a subscription's); Start may run in another.
 type Sequencer[T any] struct {
+	mu sync.Mutex
 	// Backfill returns the items of key numbered from after+1 to
 	// before-1, in order. Nil, or an error, skips the gap with a warning.
 	Backfill func(key string, after, before int64) ([]T, error)
@@ -29,15 +34,17 @@ type Sequencer[T any] struct {
 
 // Next delivers v (numbered seq) and any items missing before it.
 func (s *Sequencer[T]) Next(key string, seq int64, v T, deliver func(T)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.last == nil {
 		s.last = map[string]int64{}
 	}
-	last, seen := s.last[key]
+	last := s.last[key]
 	switch {
-	case seen && seq <= last:
+	case seq <= last:
 		s.Dropped++
 		return
-	case seen && seq > last+1:
+	case seq > last+1:
 		s.fill(key, last, seq, deliver)
 	}
 	s.last[key] = seq
@@ -69,12 +76,17 @@ func (s *Sequencer[T]) fill(key string, last, seq int64, deliver func(T)) {
 // item of it arrives, from what the database holds when the node starts
 // listening.
 func (s *Sequencer[T]) Start(key string, last int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.last == nil {
 		s.last = map[string]int64{}
 	}
 	s.last[key] = last
 }
 
-// Reset forgets every key: after a resynchronisation the next item of
-// each starts it again.
-func (s *Sequencer[T]) Reset() { clear(s.last) }
+// Reset forgets every key.
+func (s *Sequencer[T]) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.last)
+}

@@ -11,18 +11,21 @@ import (
 func TestSequencer(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		start    int64 // where Start puts the key (0: not started)
 		arrive   []int64
 		store    []int64 // what Backfill finds
 		failFill bool
 		want     []int64
 	}{
-		{"in order", []int64{1, 2, 3}, nil, false, []int64{1, 2, 3}},
-		{"starts anywhere", []int64{7, 8}, nil, false, []int64{7, 8}},
-		{"lost publish backfilled", []int64{1, 2, 5, 6}, []int64{1, 2, 3, 4, 5, 6}, false, []int64{1, 2, 3, 4, 5, 6}},
-		{"late arrival dropped", []int64{1, 3, 2, 4}, []int64{1, 2, 3, 4}, false, []int64{1, 2, 3, 4}},
-		{"repeat dropped", []int64{1, 2, 2, 1, 3}, nil, false, []int64{1, 2, 3}},
-		{"store without the hole skips it", []int64{1, 4}, []int64{1, 4}, false, []int64{1, 4}},
-		{"failed backfill skips the gap", []int64{1, 4, 5}, nil, true, []int64{1, 4, 5}},
+		{"in order", 0, []int64{1, 2, 3}, nil, false, []int64{1, 2, 3}},
+		{"started where the store stands", 6, []int64{7, 8}, nil, false, []int64{7, 8}},
+		{"a later number first, after Start", 6, []int64{8, 7, 9}, []int64{7, 8, 9}, false, []int64{7, 8, 9}},
+		{"a new key starts at 0", 0, []int64{2, 1, 3}, []int64{1, 2, 3}, false, []int64{1, 2, 3}},
+		{"lost publish backfilled", 0, []int64{1, 2, 5, 6}, []int64{1, 2, 3, 4, 5, 6}, false, []int64{1, 2, 3, 4, 5, 6}},
+		{"late arrival dropped", 0, []int64{1, 3, 2, 4}, []int64{1, 2, 3, 4}, false, []int64{1, 2, 3, 4}},
+		{"repeat dropped", 0, []int64{1, 2, 2, 1, 3}, nil, false, []int64{1, 2, 3}},
+		{"store without the hole skips it", 0, []int64{1, 4}, []int64{1, 4}, false, []int64{1, 4}},
+		{"failed backfill skips the gap", 0, []int64{1, 4, 5}, nil, true, []int64{1, 4, 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := Sequencer[int64]{
@@ -39,6 +42,9 @@ func TestSequencer(t *testing.T) {
 					}
 					return out, nil
 				},
+			}
+			if tc.start != 0 {
+				s.Start("ch", tc.start)
 			}
 			var got []int64
 			for _, n := range tc.arrive {
