@@ -324,23 +324,9 @@ func (a *communityAPI) function(ctx context.Context, s *Session, req *Request) (
 	if err != nil || res == nil {
 		return nil, err
 	}
-	if p, ok := res.Payload.(map[string]any); ok && res.Result == community.ResultCallTicket && p["call_url"] == nil {
-		// Alone, the call is here: the same field a cluster's join
-		// answers with, so a client needs no second way to find the call.
-		p["call_url"] = a.callURL()
-	}
 	ref := ch.Ref()
 	return &Reply{Type: TypeFunction, LogMessage: "ran function",
 		Data: functionOut{Codec: ref.Codec, Name: ref.Name, Path: ref.Path, Result: res.Result, Payload: res.Payload}}, nil
-}
-
-// callURL is this community's call socket as its invites address it.
-func (a *communityAPI) callURL() string {
-	scheme := "ws"
-	if a.tls {
-		scheme = "wss"
-	}
-	return scheme + "://" + a.publicAddr + "/ws/calls/"
 }
 
 func deref(p *string) string {
