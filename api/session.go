@@ -259,8 +259,6 @@ func (s *Session) closeWith(code int, reason string, flush bool) {
 	s.signal()
 }
 
-// queuePong is gorilla's ping handler: the pong goes out through the
-// writer like every other frame.
 // peerClose is gorilla's close handler: the reply goes out through the
 // writer, with the peer's code.
 func (s *Session) peerClose(code int) {
@@ -272,6 +270,8 @@ func (s *Session) peerClose(code int) {
 	s.closeWith(code, "", false)
 }
 
+// queuePong is gorilla's ping handler: the pong goes out through the
+// writer like every other frame.
 func (s *Session) queuePong(payload string) {
 	s.mu.Lock()
 	if s.closing {
