@@ -233,21 +233,9 @@ func (c *Community) setRemoteVoice(ch *Channel, u VoiceUser) {
 func (c *Community) dropRemoteVoice(ch *Channel, userID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	room := c.voice[ch.ID]
-	if room == nil {
-		return
+	if room := c.voice[ch.ID]; room != nil {
+		c.removeVoiceUserLocked(ch, room, userID)
 	}
-	kept := room.users[:0]
-	for _, u := range room.users {
-		if u.UserID != userID {
-			kept = append(kept, u)
-		}
-	}
-	room.users = kept
-	if len(kept) == 0 {
-		delete(c.voice, ch.ID)
-	}
-	c.treeJSON = nil
 }
 
 // reloadTree reads the channel tree again (another node changed it) and

@@ -266,15 +266,9 @@ func (c *Community) SetVoiceState(ch *Channel, userID, state string, streaming *
 	})
 }
 
-// LeaveCall takes a user out of a voice channel: everyone sees them go
-// inactive, then leave, and their call socket is closed.
-func (c *Community) LeaveCall(ch *Channel, userID string) {
-	c.mu.Lock()
-	room := c.voice[ch.ID]
-	if room == nil || room.find(userID) == nil {
-		c.mu.Unlock()
-		return
-	}
+// removeVoiceUserLocked drops userID from ch's room, and the room once it
+// is empty; with c.mu held.
+func (c *Community) removeVoiceUserLocked(ch *Channel, room *voiceRoom, userID string) {
 	kept := room.users[:0]
 	for _, u := range room.users {
 		if u.UserID != userID {
@@ -286,6 +280,18 @@ func (c *Community) LeaveCall(ch *Channel, userID string) {
 		delete(c.voice, ch.ID)
 	}
 	c.treeJSON = nil
+}
+
+// LeaveCall takes a user out of a voice channel: everyone sees them go
+// inactive, then leave, and their call socket is closed.
+func (c *Community) LeaveCall(ch *Channel, userID string) {
+	c.mu.Lock()
+	room := c.voice[ch.ID]
+	if room == nil || room.find(userID) == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.removeVoiceUserLocked(ch, room, userID)
 	c.mu.Unlock()
 	ref := ch.Ref()
 	c.publish(Event{Channel: ref, Result: ResultUserChanged, Payload: VoiceUser{UserID: userID, State: StateInactive}})
