@@ -27,6 +27,20 @@ func startServe(t *testing.T, data string) string {
 }
 
 // joinAs logs a new member into the community served on addr.
+// waitBanned waits for c's socket to close with the ban code; stillOpen is
+// the failure when it does not within 10 s.
+func waitBanned(t *testing.T, c *client.Client, stillOpen string) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal(stillOpen)
+	}
+	if code := c.CloseCode(); code != api.CloseBanned {
+		t.Fatalf("closed with %d, want %d", code, api.CloseBanned)
+	}
+}
+
 func joinAs(t *testing.T, addr, userID, invite string) (*client.Client, icrypto.PrivateKey) {
 	t.Helper()
 	_, priv, err := icrypto.GenerateKey(randReader)
@@ -74,14 +88,7 @@ func TestMemberBannedFromTheCLICannotStayConnected(t *testing.T) {
 	mallory, priv := joinAs(t, addr, "mallory", firstInvites(t, data)[1])
 
 	mustRun(t, "member", "ban", "--data", data, "--user", "mallory")
-	select {
-	case <-mallory.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the banned member's socket is still open")
-	}
-	if code := mallory.CloseCode(); code != api.CloseBanned {
-		t.Fatalf("closed with %d, want %d", code, api.CloseBanned)
-	}
+	waitBanned(t, mallory, "the banned member's socket is still open")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	again, err := client.Dial(ctx, "ws://"+addr+"/", nil)

@@ -6,9 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/internal/bustest"
 )
 
@@ -61,12 +59,5 @@ func TestServeNodesShareADataDirectory(t *testing.T) {
 	b := node("b")
 	mallory, _ := joinAs(t, b, "mallory", firstInvites(t, data)[1])
 	mustRun(t, "member", "ban", "--data", data, "--user", "mallory")
-	select {
-	case <-mallory.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the member banned through node a still has a socket on node b")
-	}
-	if code := mallory.CloseCode(); code != api.CloseBanned {
-		t.Fatalf("closed with %d, want %d", code, api.CloseBanned)
-	}
+	waitBanned(t, mallory, "the member banned through node a still has a socket on node b")
 }
