@@ -83,10 +83,3 @@ func (s *Sequencer[T]) Start(key string, last int64) {
 	}
 	s.last[key] = last
 }
-
-// Reset forgets every key.
-func (s *Sequencer[T]) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.last)
-}
