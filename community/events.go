@@ -140,13 +140,17 @@ func (c *Community) publish(e Event) {
 // sequence order, and hands the event to the listeners.
 func (c *Community) receive(m bus.Message) {
 	e := m.(*Event)
+	var ch *Channel
 	if e.remote {
-		c.applyRemote(e)
+		ch = c.applyRemote(e)
 	}
 	// Alone, a node's events come in commit order and none is lost; a
 	// gap in the numbers is a deleted message, not one to read back.
 	if c.svc.joined && e.Seq > 0 && e.Channel != nil && e.Result == ResultMessageLive {
-		if ch, err := c.Find(e.Channel.Path, e.Channel.Name); err == nil {
+		if ch == nil {
+			ch, _ = c.Find(e.Channel.Path, e.Channel.Name)
+		}
+		if ch != nil {
 			c.seq.Next(sequenceKey(ch), e.Seq, e, c.deliver)
 			return
 		}
@@ -165,26 +169,26 @@ func (c *Community) deliver(e *Event) {
 
 // applyRemote does for another node's event what the after-commit hook
 // did on the node that committed it: the offset index, the tree, the
-// voice state.
-func (c *Community) applyRemote(e *Event) {
+// voice state. It returns the event's channel, if this node has it.
+func (c *Community) applyRemote(e *Event) *Channel {
 	switch {
 	case e.TreeChanged:
 		if err := c.reloadTree(context.Background()); err != nil {
 			slog.Error("community: reload the tree after another node changed it", slog.String("community", c.ID), slog.Any("err", err))
 		}
-		return
+		return nil
 	case e.Channel == nil:
-		return
+		return nil
 	}
 	ch, err := c.Find(e.Channel.Path, e.Channel.Name)
 	if err != nil {
-		return // a channel this node has not loaded yet: its tree event follows
+		return nil // a channel this node has not loaded yet: its tree event follows
 	}
 	raw, _ := e.Payload.(json.RawMessage)
 	switch e.Result {
 	case ResultMessageLive, ResultMessageDeleted:
 		if e.Seq <= 0 {
-			return
+			return ch
 		}
 		if e.Result == ResultMessageLive {
 			c.offsets.added(ch.ID, e.Seq)
@@ -193,11 +197,11 @@ func (c *Community) applyRemote(e *Event) {
 		}
 	case ResultUserChanged:
 		if ch.Codec != CodecVoice {
-			return
+			return ch
 		}
 		var u VoiceUser
 		if json.Unmarshal(raw, &u) != nil || u.UserID == "" {
-			return
+			return ch
 		}
 		c.setRemoteVoice(ch, u)
 	case ResultUserLeft:
@@ -208,6 +212,7 @@ func (c *Community) applyRemote(e *Event) {
 			c.dropRemoteVoice(ch, p.UserID)
 		}
 	}
+	return ch
 }
 
 // setRemoteVoice records a voice state another node announced. An
