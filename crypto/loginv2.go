@@ -86,11 +86,18 @@ func SealChallengeV2(ephemeralPriv PrivateKey, staticShared [KeySize]byte, userP
 // pinned, never one a frame offered. Every failure wraps ErrBadChallenge;
 // a low-order key wraps ErrLowOrder too.
 func OpenChallengeV2(userPriv PrivateKey, l LoginV2, sealed string) ([]byte, error) {
-	ephShared, err := SharedSecret(userPriv, l.Ephemeral)
+	staticShared, err := SharedSecret(userPriv, l.Server)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadChallenge, err)
 	}
-	staticShared, err := SharedSecret(userPriv, l.Server)
+	return OpenChallengeV2Static(userPriv, staticShared, l, sealed)
+}
+
+// OpenChallengeV2Static is OpenChallengeV2 for a client that kept
+// X448(U, S) from an earlier login to the same pinned server (the member
+// key's input too): one X448 per login instead of two.
+func OpenChallengeV2Static(userPriv PrivateKey, staticShared [KeySize]byte, l LoginV2, sealed string) ([]byte, error) {
+	ephShared, err := SharedSecret(userPriv, l.Ephemeral)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadChallenge, err)
 	}

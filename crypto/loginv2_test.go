@@ -91,6 +91,17 @@ func TestLoginV2Vectors(t *testing.T) {
 			if err != nil || string(plain) != c.Plaintext {
 				t.Fatalf("opened %q, %v", plain, err)
 			}
+			// A client that kept X448(U, S) opens the same way, and one
+			// that kept another server's secret does not.
+			plain, err = OpenChallengeV2Static(userPriv, static, l, c.Sealed)
+			if err != nil || string(plain) != c.Plaintext {
+				t.Fatalf("opened with the kept secret %q, %v", plain, err)
+			}
+			otherPub, _ := newKeyPair(t)
+			otherStatic, _ := SharedSecret(userPriv, otherPub)
+			if _, err := OpenChallengeV2Static(userPriv, otherStatic, l, c.Sealed); !errors.Is(err, ErrBadChallenge) {
+				t.Fatalf("another server's kept secret: %v, want ErrBadChallenge", err)
+			}
 		})
 	}
 }

@@ -273,6 +273,8 @@ type Expect struct {
 	// Legacy accepts a version-1 challenge: only for a client that asked
 	// for one with login_version 1.
 	Legacy bool
+	// Secrets, when set, keeps X448(user, server) across logins.
+	Secrets *MemberKeyCache
 }
 
 type challengeFrame struct {
@@ -316,7 +318,11 @@ func Solve(priv icrypto.PrivateKey, challenge Message, want Expect) (string, icr
 		}
 	}
 	l := icrypto.LoginV2{Role: want.Role, UserID: want.UserID, Ephemeral: eph, Server: server}
-	plain, err := icrypto.OpenChallengeV2(priv, l, d.Challenge)
+	static, err := want.Secrets.shared(priv, server)
+	if err != nil {
+		return "", server, fmt.Errorf("%w: server_key: %v", ErrServerIdentity, err)
+	}
+	plain, err := icrypto.OpenChallengeV2Static(priv, static, l, d.Challenge)
 	if err != nil {
 		return "", server, fmt.Errorf("%w: %v", ErrServerIdentity, err)
 	}
@@ -351,7 +357,7 @@ func (c *Client) login(ctx context.Context, priv icrypto.PrivateKey, identificat
 		return ch, "", err
 	}
 	legacy := identification["login_version"] == 1
-	answer, server, err := Solve(priv, ch, Expect{Role: role, UserID: userID, Server: pinned, Legacy: legacy})
+	answer, server, err := Solve(priv, ch, Expect{Role: role, UserID: userID, Server: pinned, Legacy: legacy, Secrets: c.memberKeys})
 	if err != nil {
 		return Message{}, "", err
 	}

@@ -87,26 +87,36 @@ func (m Message) Result() (FunctionResult, error) {
 	return r, err
 }
 
-// MemberKeyCache holds member keys by user key and community key. The zero
-// value is ready; a nil cache computes every key afresh.
+// MemberKeyCache holds X448(user, server) by user key and server key: the
+// input of the member key and the static half of a version-2 login, so a
+// client that logs in again to a server it pinned pays for one X448, not
+// three. The zero value is ready; a nil cache computes every secret afresh.
 type MemberKeyCache struct {
-	keys sync.Map // [2 * icrypto.KeySize]byte → [32]byte
+	secrets sync.Map // [2 * icrypto.KeySize]byte → [icrypto.KeySize]byte
 }
 
 func (m *MemberKeyCache) get(priv icrypto.PrivateKey, community icrypto.PublicKey) ([32]byte, error) {
+	shared, err := m.shared(priv, community)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("client: member key: %w", err)
+	}
+	return icrypto.MemberKeyFromShared(shared), nil
+}
+
+func (m *MemberKeyCache) shared(priv icrypto.PrivateKey, server icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
 	if m == nil {
-		return icrypto.MemberKeyForUser(priv, community)
+		return icrypto.SharedSecret(priv, server)
 	}
 	var id [2 * icrypto.KeySize]byte
 	copy(id[:], priv[:])
-	copy(id[icrypto.KeySize:], community[:])
-	if k, ok := m.keys.Load(id); ok {
-		return k.([32]byte), nil
+	copy(id[icrypto.KeySize:], server[:])
+	if k, ok := m.secrets.Load(id); ok {
+		return k.([icrypto.KeySize]byte), nil
 	}
-	k, err := icrypto.MemberKeyForUser(priv, community)
+	k, err := icrypto.SharedSecret(priv, server)
 	if err != nil {
 		return k, err
 	}
-	m.keys.Store(id, k)
+	m.secrets.Store(id, k)
 	return k, nil
 }
