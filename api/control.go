@@ -487,21 +487,41 @@ func ListenControl(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	return &controlListener{UnixListener: ln, path: path}, nil
+	file, err := os.Stat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	return &controlListener{UnixListener: ln, path: path, file: file}, nil
 }
 
 // controlListener is the admin socket under its final name.
 type controlListener struct {
 	*net.UnixListener
 	path string
+	// file is the socket file as this listener put it in place: two
+	// nodes taking over a dead node's socket at once both rename theirs
+	// into place, and the one replaced must not remove the other's.
+	file os.FileInfo
 	once sync.Once
 }
 
 func (l *controlListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
+// OwnsPath reports whether the socket file at the path is still this
+// listener's, so that CLI commands reach it.
+func (l *controlListener) OwnsPath() bool {
+	now, err := os.Stat(l.path)
+	return err == nil && os.SameFile(now, l.file)
+}
+
 func (l *controlListener) Close() error {
 	err := l.UnixListener.Close()
-	l.once.Do(func() { os.Remove(l.path) })
+	l.once.Do(func() {
+		if l.OwnsPath() {
+			os.Remove(l.path)
+		}
+	})
 	return err
 }
 

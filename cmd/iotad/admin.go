@@ -86,6 +86,65 @@ func listenControl(data string, svc api.Services, srv *api.Server, logger *slog.
 	return func(ctx context.Context) error { return api.ServeControl(ctx, ln, ctl) }, nil
 }
 
+// controlTakeover is how often a node of a cluster that does not hold its
+// data directory's admin socket checks whether the node that holds it is
+// still there.
+const controlTakeover = time.Second
+
+// standbyControl is the admin socket of a node whose data directory's
+// socket another node holds: every controlTakeover it tries to take the
+// socket over, which succeeds once that node is gone, so that CLI commands
+// keep reaching a running node (and through the bus every node) instead
+// of writing the database behind the caches of the nodes still running.
+// Of two nodes taking over at once, the one whose socket file was
+// replaced notices and goes back to standby.
+func standbyControl(data string, svc api.Services, srv *api.Server, logger *slog.Logger) func(context.Context) error {
+	path := filepath.Join(data, api.ControlSocket)
+	return func(ctx context.Context) error {
+		tick := time.NewTicker(controlTakeover)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			ln, err := api.ListenControl(path)
+			if errors.Is(err, api.ErrControlInUse) {
+				continue
+			}
+			if err != nil {
+				logger.Warn("take over the admin socket", slog.Any("err", err))
+				continue
+			}
+			logger.Info("took over the admin socket of this data directory", slog.String("path", path))
+			owner, _ := ln.(interface{ OwnsPath() bool })
+			sctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- api.ServeControl(sctx, ln, api.NewControl(svc, srv, logger)) }()
+		serving:
+			for {
+				select {
+				case err := <-done:
+					stop()
+					if ctx.Err() != nil {
+						return err
+					}
+					logger.Warn("admin socket", slog.Any("err", err))
+					break serving
+				case <-tick.C:
+					if owner != nil && !owner.OwnsPath() {
+						logger.Info("another node took over the admin socket; standing by")
+						stop()
+						<-done
+						break serving
+					}
+				}
+			}
+		}
+	}
+}
+
 func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verb, rest, err := sub(args, "add", "list", "remove")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,12 +19,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/api/client"
 	"github.com/iotad/iotad/community"
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/bustest"
 	"github.com/iotad/iotad/internal/db/dbtest"
 )
+
+// buildIotad builds the binary the process tests run.
+func buildIotad(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "iotad")
+	if out, err := exec.Command(filepath.Join(goroot(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// clusterData is a data directory for the nodes of a cluster on one
+// machine, with the ticket secret they share.
+func clusterData(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	if err := os.WriteFile(filepath.Join(data, "ticket.secret"), []byte(base64.StdEncoding.EncodeToString(secret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
 
 // processNode is one `iotad serve` of a cluster, a real process.
 type processNode struct {
@@ -91,22 +116,14 @@ func joinNode(t *testing.T, ctx context.Context, n *processNode, id string, priv
 // acknowledged message exactly once, in the order the store keeps, and a
 // member who was on B pages every one of them from C.
 func TestClusterKill9UnderWriteLoad(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "iotad")
-	if out, err := exec.Command(filepath.Join(goroot(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildIotad(t)
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		var dbArgs []string
 		if b.Name == "postgres" {
 			dbArgs = []string{"--db", b.New(t)}
 		}
 		nats := bustest.Start(t)
-		data := t.TempDir()
-		secret := make([]byte, 32)
-		rand.Read(secret)
-		if err := os.WriteFile(filepath.Join(data, "ticket.secret"), []byte(base64.StdEncoding.EncodeToString(secret)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		data := clusterData(t)
 		// One at a time: the first makes the community, the others find it.
 		a := startClusterNode(t, bin, data, nats.URL(), "node-a", dbArgs)
 		bNode := startClusterNode(t, bin, data, nats.URL(), "node-b", dbArgs)
@@ -248,4 +265,35 @@ func TestClusterKill9UnderWriteLoad(t *testing.T) {
 			t.Fatalf("the listener on A saw %d messages live, the store holds %d; they differ (a loss, a duplicate or the order)", len(live), len(stored))
 		}
 	})
+}
+
+// TestClusterAdminSocketMovesWhenItsNodeDies: nodes on one data directory
+// share its admin socket, held by the first. When that node dies another
+// takes the socket over, so the CLI still goes through a running node
+// (which passes a ban to every node) and does not write the database
+// behind the caches of the nodes still running.
+func TestClusterAdminSocketMovesWhenItsNodeDies(t *testing.T) {
+	bin := buildIotad(t)
+	nats := bustest.Start(t)
+	data := clusterData(t)
+	a := startClusterNode(t, bin, data, nats.URL(), "node-a", nil)
+	b := startClusterNode(t, bin, data, nats.URL(), "node-b", nil)
+	mallory, _ := joinAs(t, b.addr, "mallory", firstInvites(t, data)[1])
+	a.cmd.Process.Kill()
+	a.cmd.Wait()
+	path := filepath.Join(data, api.ControlSocket)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.Dial("unix", path)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no node took over the admin socket after its node died: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mustRun(t, "member", "ban", "--data", data, "--user", "mallory")
+	waitBanned(t, mallory, "mallory's socket on node B stayed open: the ban did not go through a running node")
 }

@@ -244,7 +244,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// its admin socket, and what the CLI does through it reaches every
 		// node over the bus.
 		logger.Info("another node holds the admin socket of this data directory; CLI commands go through it")
-		control, err = func(ctx context.Context) error { <-ctx.Done(); return nil }, nil
+		control, err = standbyControl(*data, services, srv, logger), nil
 	}
 	if err != nil {
 		closeAll()
