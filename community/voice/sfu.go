@@ -72,7 +72,10 @@ type SFU struct {
 	api  *webrtc.API
 	mux  ice.UDPMux
 	conn net.PacketConn
-	log  *slog.Logger
+	// batch is conn as the ICE mux writes to it: one forwarded packet's
+	// copies leave in one system call.
+	batch *batchConn
+	log   *slog.Logger
 
 	mu    sync.Mutex
 	rooms map[string]*Room
@@ -123,7 +126,13 @@ func New(cfg Config) (*SFU, error) {
 		conn.Close()
 		return nil, err
 	}
-	mux := webrtc.NewICEUDPMux(nil, conn)
+	udp, ok := conn.(*net.UDPConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("voice: media port %s is not UDP", cfg.UDPAddr)
+	}
+	batch := newBatchConn(udp)
+	mux := webrtc.NewICEUDPMux(nil, batch)
 	se := webrtc.SettingEngine{}
 	se.SetICEUDPMux(mux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
@@ -140,7 +149,7 @@ func New(cfg Config) (*SFU, error) {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
 	s := &SFU{
-		cfg: cfg, conn: conn, mux: mux, log: cfg.Log, rooms: map[string]*Room{}, setup: newSetupTimes(),
+		cfg: cfg, conn: conn, batch: batch, mux: mux, log: cfg.Log, rooms: map[string]*Room{}, setup: newSetupTimes(),
 		api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)),
 	}
 	return s, nil
@@ -500,7 +509,10 @@ func (p *Peer) forward(remote *webrtc.TrackRemote, out *outTrack, levelID int) {
 		}
 		// A subscriber that is going away makes Write report an error for
 		// its binding; the others were written all the same.
+		batch := p.room.sfu.batch
+		batch.hold()
 		out.local.Write(buf[:n])
+		batch.release()
 		p.room.sfu.Forwarded.Add(1)
 	}
 }

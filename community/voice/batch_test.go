@@ -1,0 +1,138 @@
+package voice
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func listenUDP(t *testing.T, addr string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Skipf("no %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readAll(t *testing.T, c *net.UDPConn, n int) []string {
+	t.Helper()
+	var got []string
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for range n {
+		k, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", len(got), err)
+		}
+		got = append(got, string(buf[:k]))
+	}
+	return got
+}
+
+// TestBatchConnQueuesBetweenHoldAndRelease: what a forwarder writes while
+// it holds the conn waits, copied, and leaves in order at the release;
+// what is written outside a hold goes at once.
+func TestBatchConnQueuesBetweenHoldAndRelease(t *testing.T) {
+	sfu := newBatchConn(listenUDP(t, "127.0.0.1:0"))
+	peer := listenUDP(t, "127.0.0.1:0")
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	if _, err := sfu.WriteToAddrPort([]byte("alone"), to); err != nil {
+		t.Fatal(err)
+	}
+	if len(sfu.queue) != 0 {
+		t.Fatal("a write outside a hold was queued")
+	}
+	if got := readAll(t, peer, 1); got[0] != "alone" {
+		t.Fatalf("got %q", got)
+	}
+
+	sfu.hold()
+	buf := []byte("packet 0")
+	for i := range 9 {
+		copy(buf, fmt.Sprintf("packet %d", i))
+		if n, err := sfu.WriteToAddrPort(buf, to); n != len(buf) || err != nil {
+			t.Fatalf("queued write: %d, %v", n, err)
+		}
+	}
+	if len(sfu.queue) != 9 {
+		t.Fatalf("%d datagrams queued during the hold, want 9", len(sfu.queue))
+	}
+	sfu.release()
+	if len(sfu.queue) != 0 {
+		t.Fatal("the queue was not sent at the release")
+	}
+	got := readAll(t, peer, 9)
+	for i, g := range got {
+		// The caller's buffer was reused for every write: each datagram
+		// must be the copy taken when it was written.
+		if want := fmt.Sprintf("packet %d", i); g != want {
+			t.Fatalf("datagram %d is %q, want %q", i, g, want)
+		}
+	}
+}
+
+// TestBatchConnNestedHolds: two forwarders hold at once; the queue goes
+// when the last one lets go.
+func TestBatchConnNestedHolds(t *testing.T) {
+	sfu := newBatchConn(listenUDP(t, "127.0.0.1:0"))
+	peer := listenUDP(t, "127.0.0.1:0")
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	sfu.hold()
+	sfu.hold()
+	sfu.WriteToAddrPort([]byte("a"), to)
+	sfu.release()
+	if len(sfu.queue) != 1 {
+		t.Fatal("released while another forwarder still held the conn")
+	}
+	sfu.WriteToAddrPort([]byte("b"), to)
+	sfu.release()
+	if got := readAll(t, peer, 2); got[0] != "a" || got[1] != "b" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestBatchConnFamilies: an IPv4 socket queues IPv4 peers; a dual-stack
+// IPv6 socket queues IPv6 peers but writes IPv4 (mapped) ones at once,
+// which x/net's batch could not address.
+func TestBatchConnFamilies(t *testing.T) {
+	v6 := newBatchConn(listenUDP(t, "[::]:0"))
+	v6peer := listenUDP(t, "[::1]:0")
+	v4peer := listenUDP(t, "127.0.0.1:0")
+	v6.hold()
+	v6.WriteToAddrPort([]byte("six"), v6peer.LocalAddr().(*net.UDPAddr).AddrPort())
+	if _, err := v6.WriteToAddrPort([]byte("four"), v4peer.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatalf("IPv4 peer from a dual-stack socket: %v", err)
+	}
+	if len(v6.queue) != 1 {
+		t.Fatalf("%d queued, want only the IPv6 datagram", len(v6.queue))
+	}
+	if got := readAll(t, v4peer, 1); got[0] != "four" {
+		t.Fatalf("got %q", got)
+	}
+	v6.release()
+	if got := readAll(t, v6peer, 1); got[0] != "six" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestBatchConnBoundsItsQueue: past maxBatch datagrams in one hold, the
+// rest go out at once rather than growing the queue.
+func TestBatchConnBoundsItsQueue(t *testing.T) {
+	sfu := newBatchConn(listenUDP(t, "127.0.0.1:0"))
+	peer := listenUDP(t, "127.0.0.1:0")
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	sfu.hold()
+	for range maxBatch + 5 {
+		sfu.WriteToAddrPort([]byte("x"), to)
+	}
+	if len(sfu.queue) != maxBatch {
+		t.Fatalf("%d queued, want %d", len(sfu.queue), maxBatch)
+	}
+	sfu.release()
+	readAll(t, peer, maxBatch+5)
+}
