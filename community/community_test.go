@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -105,7 +108,11 @@ func testKeyFileAndReload(t *testing.T, b dbtest.Backend) {
 	if err != nil || g.ListenAddr != ":1990" || g.PublicAddr != "games.example:1990" || g.ServedAddr != "games.example:1990" {
 		t.Fatalf("reloaded addresses: %v", err)
 	}
-	if v, _ := d.Version(ctx, "community"); v != 4 {
+	// The newest migration's number, whichever engine's half it is.
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	slices.Sort(names)
+	newest, _ := strconv.Atoi(path.Base(names[len(names)-1])[:4])
+	if v, _ := d.Version(ctx, "community"); v != newest {
 		t.Fatalf("schema version %d", v)
 	}
 	// A key file that does not match refuses to start.

@@ -1300,3 +1300,50 @@ function boot() {
     () => ($("login").hidden = false),
   );
 }
+
+// Search (issue 13): the box in the channel header asks the community's
+// root function search; results show in a panel above the messages, the
+// matched words marked with text nodes, never as HTML.
+function markWords(text, words) {
+  const out = [];
+  const re = /[\p{L}\p{M}\p{N}]+/gu;
+  let at = 0;
+  for (const m of text.matchAll(re)) {
+    if (!words.has(m[0].toLocaleLowerCase())) continue;
+    if (m.index > at) out.push(document.createTextNode(text.slice(at, m.index)));
+    out.push(el("mark", { textContent: m[0] }));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) out.push(document.createTextNode(text.slice(at)));
+  return out;
+}
+
+async function runSearch(query) {
+  const com = state.current;
+  const box = $("search-results");
+  if (!com || !query.trim()) return (box.hidden = true);
+  const reply = await com.root("search", { query }).catch((err) => (say(explain(err)), null));
+  if (!reply || state.current !== com) return;
+  const r = reply.data.payload;
+  const words = new Set((query.match(/[\p{L}\p{M}\p{N}]+/gu) || []).map((w) => w.toLocaleLowerCase()));
+  const close = el("button", { className: "quiet", textContent: "×", ariaLabel: "Close search results" });
+  close.onclick = () => (box.hidden = true);
+  const head = el("div", { className: "search-head" }, el("span", { textContent: r.messages.length ? `Results for “${query}”` : `Nothing found for “${query}”` }), close);
+  const ol = el("ol");
+  for (const m of r.messages.slice().reverse()) {
+    const who = person(com, m.sender_id);
+    const at = new Date(m.send_time);
+    const li = el("li", { className: "search-hit", tabIndex: 0 },
+      el("div", { className: "head" }, personNode(who), el("span", { className: "where", textContent: `# ${m.name}` }),
+        el("time", { dateTime: at.toISOString(), textContent: fullFormat.format(at) })),
+      el("div", { className: "text" }, ...markWords(m.message, words)));
+    const open = () => ((box.hidden = true), view.open(com, m.path, m.name));
+    li.onclick = open;
+    li.onkeydown = (ev) => ev.key === "Enter" && open();
+    ol.append(li);
+  }
+  box.replaceChildren(head, ol);
+  box.hidden = false;
+}
+
+$("search-form").onsubmit = (ev) => (ev.preventDefault(), runSearch($("search").value));

@@ -73,6 +73,44 @@ func TestMigrationsMeanTheSameOnEveryBackend(t *testing.T) {
 	})
 }
 
+// TestEachEngineAppliesItsHalfOfAPair: a migration that the two engines
+// write differently is a pair of one number; each applies its own half and
+// neither the other's nor the number twice.
+func TestEachEngineAppliesItsHalfOfAPair(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		ctx := context.Background()
+		d := dbtest.OpenTarget(t, b.New(t))
+		migrations := fstest.MapFS{
+			"0001_init.sql":           {Data: []byte(`CREATE TABLE engine (name TEXT NOT NULL) STRICT`)},
+			"0002_which.postgres.sql": {Data: []byte(`INSERT INTO engine(name) VALUES('postgres')`)},
+			"0002_which.sqlite.sql":   {Data: []byte(`INSERT INTO engine(name) VALUES('sqlite')`)},
+			"0003_after.sql":          {Data: []byte(`INSERT INTO engine(name) VALUES('both')`)},
+		}
+		for range 2 {
+			if err := d.Migrate(ctx, "test", migrations); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, err := d.Read.QueryContext(ctx, `SELECT name FROM engine ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			got = append(got, n)
+		}
+		if want := []string{"both", d.Dialect.String()}; strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("applied %v, want %v", got, want)
+		}
+		if v, err := d.Version(ctx, "test"); err != nil || v != 3 {
+			t.Fatalf("version %d, %v", v, err)
+		}
+	})
+}
+
 // barrierFS holds every reader of a migration file until n have arrived,
 // so that concurrent migrators are all past whatever they did before
 // reading the file.

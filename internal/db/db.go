@@ -244,7 +244,10 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // applying the same migration again from a version read before the lock.
 // On PostgreSQL an advisory lock does what BEGIN IMMEDIATE does here.
 //
-// The files are SQLite's; Schema gives PostgreSQL the same tables.
+// The files are SQLite's; Schema gives PostgreSQL the same tables. Where
+// the engines truly differ (full-text search: FTS5 against tsvector), a
+// migration is a pair, NNNN_what.sqlite.sql and NNNN_what.postgres.sql,
+// of one number, and each engine applies its own (Dialect.applies).
 func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) error {
 	err := d.Tx(ctx, func(tx *sql.Tx) error {
 		if err := d.lockMigrations(ctx, tx); err != nil {
@@ -265,6 +268,9 @@ func (d *DB) Migrate(ctx context.Context, component string, migrations fs.FS) er
 	}
 	sort.Strings(files)
 	for _, name := range files {
+		if !d.Dialect.applies(name) {
+			continue
+		}
 		num, err := migrationNumber(name)
 		if err != nil {
 			return fmt.Errorf("db: %s: %w", component, err)
@@ -347,6 +353,17 @@ func positional(q string) string {
 		}
 	}
 	return b.String()
+}
+
+// applies reports whether the migration file name is for d: every file
+// but the other engine's half of a pair (see Migrate).
+func (d Dialect) applies(name string) bool {
+	for _, other := range []Dialect{SQLite, Postgres} {
+		if other != d && strings.HasSuffix(name, "."+other.String()+".sql") {
+			return false
+		}
+	}
+	return true
 }
 
 func migrationNumber(name string) (int, error) {
