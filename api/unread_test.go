@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -200,5 +201,44 @@ func TestUnreadAndMarkRead(t *testing.T) {
 	}
 	if d := textData(t, l4.Interactables, "", "Rules"); d["unread"] != 1 {
 		t.Fatalf("Rules after a message: %v", d)
+	}
+}
+
+// BenchmarkCommunityLoginUnread50 is BenchmarkCommunityLogin for a member
+// of 50 text channels with 200 unread messages each, a tenth mentioning
+// them: the counts at login are 50 index ranges of 200.
+func BenchmarkCommunityLoginUnread50(b *testing.B) {
+	env := newEnv(b, nil)
+	owner := env.join(community.RoleOwner)
+	reader := env.join(community.RoleMember)
+	for i := range 50 {
+		ok(b)(owner.root(b, "create_channel", map[string]any{"path": "", "name": fmt.Sprintf("c%02d", i), "codec": "text"}))
+	}
+	// Sent without sockets, so that no queue of unread pushes fills up.
+	owner.c.Close()
+	reader.c.Close()
+	sender := community.Member{UserID: owner.ID, Role: community.RoleOwner}
+	for i := range 50 {
+		for j := range 200 {
+			payload := `{"message":"m"}`
+			if j%10 == 0 {
+				payload = `{"message":"m","mentions":["` + reader.ID + `"]}`
+			}
+			if _, _, err := env.com.Call(context.Background(), sender, "", fmt.Sprintf("c%02d", i), "text", "send_message", json.RawMessage(payload), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	opts := &client.Options{MemberKeys: &client.MemberKeyCache{}}
+	b.ResetTimer()
+	for range b.N {
+		c, err := client.Dial(context.Background(), env.url+"/", opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.LoginCommunity(context.Background(), reader.ID, reader.Priv, "", nil); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
 	}
 }
