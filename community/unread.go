@@ -45,42 +45,33 @@ func (c *Community) counts(ctx context.Context, q queryer, channelID int64, user
 	return n, nil
 }
 
-// Unread is userID's counts in every text channel, by channel id: one
-// read of the markers, then one query per text channel.
+// unreadAll is countUnread for every text channel of a community at
+// once: one statement, however many channels.
+const unreadAll = `SELECT c.id,
+	(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.seq > COALESCE(r.seq, 0) AND m.sender_id <> $2 LIMIT $3) u),
+	(SELECT COUNT(*) FROM (SELECT DISTINCT x.seq FROM message_mentions x WHERE x.channel_id = c.id AND x.user_id IN ($2, '') AND x.seq > COALESCE(r.seq, 0) LIMIT $3) n)
+	FROM channels c LEFT JOIN read_markers r ON r.channel_id = c.id AND r.user_id = $2
+	WHERE c.community_id = $1 AND c.codec = 'text'`
+
+// Unread is userID's counts in every text channel, by channel id.
 func (c *Community) Unread(ctx context.Context, userID string) (map[int64]UnreadCounts, error) {
-	c.mu.Lock()
-	text := make([]int64, 0, len(c.channels))
-	for id, ch := range c.channels {
-		if ch.Codec == CodecText {
-			text = append(text, id)
-		}
-	}
-	c.mu.Unlock()
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT r.channel_id, r.seq FROM read_markers r JOIN channels c ON c.id = r.channel_id
-		WHERE c.community_id = $1 AND r.user_id = $2`, c.ID, userID)
+	rows, err := c.svc.db.Read.QueryContext(ctx, unreadAll, c.ID, userID, MaxUnreadCount)
 	if err != nil {
-		return nil, fmt.Errorf("community: read markers: %w", err)
+		return nil, fmt.Errorf("community: count unread: %w", err)
 	}
-	markers := map[int64]int64{}
+	defer rows.Close()
+	out := map[int64]UnreadCounts{}
 	for rows.Next() {
-		var id, seq int64
-		if err := rows.Scan(&id, &seq); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("community: read markers: %w", err)
+		var id int64
+		var n UnreadCounts
+		if err := rows.Scan(&id, &n.Unread, &n.Mentions); err != nil {
+			return nil, fmt.Errorf("community: count unread: %w", err)
 		}
-		markers[id] = seq
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("community: read markers: %w", err)
-	}
-	out := make(map[int64]UnreadCounts, len(text))
-	for _, id := range text {
-		n, err := c.counts(ctx, c.svc.db.Read, id, userID, markers[id])
-		if err != nil {
-			return nil, err
-		}
+		n.Mentions = min(n.Mentions, n.Unread)
 		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("community: count unread: %w", err)
 	}
 	return out, nil
 }
