@@ -8,6 +8,7 @@ import (
 
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/db/dbtest"
 )
 
 // fuzzText sends arbitrary payloads of one text function, as a member:
@@ -81,4 +82,77 @@ func TestCheckMentions(t *testing.T) {
 	if _, err := checkMentions(append(many[:MaxMentions], many[0])); err != nil {
 		t.Fatalf("20 ids and a duplicate: %v", err)
 	}
+}
+
+// TestUnreadStore: markers start at the newest message on joining, counts
+// leave out own messages and stop at MaxUnreadCount, a deleted message
+// takes its mentions with it, and a channel made later is all unread.
+func TestUnreadStore(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		_, c, _ := openOn(t, b)
+		ctx := context.Background()
+		if err := c.CreateDefaultChannels(ctx); err != nil {
+			t.Fatal(err)
+		}
+		join := func(id string) Member {
+			secret, _, err := c.CreateOperatorInvite(ctx, InviteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := c.Join(ctx, secret, id, icrypto.PublicKey{byte(len(id))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		send := func(m Member, channel, payload string) string {
+			t.Helper()
+			_, res, err := c.Call(ctx, m, "General", channel, "", "send_message", json.RawMessage(payload), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Payload.(map[string]any)["message_id"].(string)
+		}
+		alice := join("alice")
+		send(alice, "general", `{"message":"before bob"}`)
+		bob := join("bob")
+		ch, _ := c.Find("General", "general")
+		counts := func() UnreadCounts {
+			t.Helper()
+			all, err := c.Unread(ctx, bob.UserID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return all[ch.ID]
+		}
+		if n := counts(); n != (UnreadCounts{}) {
+			t.Fatalf("a new member: %+v", n)
+		}
+		mention := send(alice, "general", `{"message":"@bob","mentions":["bob"]}`)
+		send(bob, "general", `{"message":"own"}`)
+		if n := counts(); n != (UnreadCounts{Unread: 1, Mentions: 1}) {
+			t.Fatalf("after a mention: %+v", n)
+		}
+		if _, _, err := c.Call(ctx, alice, "General", "general", "", "delete_message", json.RawMessage(`{"message_id":"`+mention+`"}`), nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := counts(); n != (UnreadCounts{}) {
+			t.Fatalf("after the deletion: %+v", n)
+		}
+		for range MaxUnreadCount + 5 {
+			send(alice, "general", `{"message":"x"}`)
+		}
+		if n := counts(); n.Unread != MaxUnreadCount {
+			t.Fatalf("capped: %+v", n)
+		}
+		if err := c.CreateChannel(ctx, OperatorMember(), "General", "later", CodecText, nil); err != nil {
+			t.Fatal(err)
+		}
+		send(alice, "later", `{"message":"in a new channel"}`)
+		later, _ := c.Find("General", "later")
+		all, err := c.Unread(ctx, bob.UserID)
+		if err != nil || all[later.ID] != (UnreadCounts{Unread: 1}) {
+			t.Fatalf("a channel made later: %+v %v", all[later.ID], err)
+		}
+	})
 }
