@@ -472,6 +472,9 @@ class Community {
       case "user_left":
         voiceUpdate(this, d);
         break;
+      case "member_timed_out":
+        loadMembers(this);
+        break;
       case "read_changed":
         setCounts(this, key, d.payload);
         nextFrame(renderCommunities);
@@ -568,6 +571,7 @@ function renderMembers() {
       li.dataset.user = m.user_id;
       li.dataset.role = role;
       li.querySelector(".person").title += m.online ? "\nonline" : "\noffline";
+      timeoutControls(com, li, m);
       ul.append(li);
     }
     box.append(el("h3", { textContent: `${heading} — ${people.length}` }), ul);
@@ -1361,4 +1365,25 @@ function mentionedIn(com, text) {
   const out = [];
   for (const id of com.members.keys()) if (id !== state.me.userID && text.includes(`@${person(com, id).name}`)) out.push(id);
   return out.slice(0, 20);
+}
+
+// --- timeouts (PROTOCOL §9 "Slow mode and timeouts") ----------------------------
+
+const RANK = { owner: 4, admin: 3, moderator: 2, member: 1 };
+
+// timeoutControls gives a moderator "Time out" buttons on the members they
+// outrank, as the server allows, and shows who is timed out.
+function timeoutControls(com, li, m) {
+  if (m.timeout_until > Date.now()) li.append(el("span", { className: "timed-out", textContent: " timed out", title: `until ${fullFormat.format(new Date(m.timeout_until))}` }));
+  if ((RANK[com.role] || 0) < RANK.moderator || (RANK[com.role] || 0) <= (RANK[m.role] || 0)) return;
+  for (const [label, duration] of [["1 h", 3600], ["1 day", 86400]]) {
+    const b = el("button", { className: "timeout", textContent: `Time out ${label}`, ariaLabel: `Time out ${person(com, m.user_id).name} for ${label}` });
+    b.onclick = () => com.root("timeout", { user_id: m.user_id, duration }).catch((err) => say(explain(err)));
+    li.append(b);
+  }
+  if (m.timeout_until > Date.now()) {
+    const b = el("button", { className: "timeout", textContent: "End time out" });
+    b.onclick = () => com.root("remove_timeout", { user_id: m.user_id }).catch((err) => say(explain(err)));
+    li.append(b);
+  }
 }
