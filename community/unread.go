@@ -27,13 +27,14 @@ type UnreadCounts struct {
 	Mentions int `json:"mentions"`
 }
 
-// countUnread counts, after marker, the others' messages and the messages
-// that mention userID or everyone: both are ranges of a primary key
+// countUnread counts, after marker, the others' messages and those of
+// them that mention userID or everyone: both are ranges of a primary key
 // (messages by (channel_id, seq); message_mentions by (channel_id,
 // user_id, seq)), cut at MaxUnreadCount.
 const countUnread = `SELECT
 	(SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE channel_id = $1 AND seq > $2 AND sender_id <> $3 LIMIT $4) u),
-	(SELECT COUNT(*) FROM (SELECT DISTINCT seq FROM message_mentions WHERE channel_id = $1 AND user_id IN ($3, '') AND seq > $2 LIMIT $4) m)`
+	(SELECT COUNT(*) FROM (SELECT DISTINCT x.seq FROM message_mentions x JOIN messages m ON m.channel_id = x.channel_id AND m.seq = x.seq
+		WHERE x.channel_id = $1 AND x.user_id IN ($3, '') AND x.seq > $2 AND m.sender_id <> $3 LIMIT $4) n)`
 
 func (c *Community) counts(ctx context.Context, q queryer, channelID int64, userID string, marker int64) (UnreadCounts, error) {
 	var n UnreadCounts
@@ -41,7 +42,6 @@ func (c *Community) counts(ctx context.Context, q queryer, channelID int64, user
 	if err != nil {
 		return UnreadCounts{}, fmt.Errorf("community: count unread: %w", err)
 	}
-	n.Mentions = min(n.Mentions, n.Unread)
 	return n, nil
 }
 
@@ -49,7 +49,8 @@ func (c *Community) counts(ctx context.Context, q queryer, channelID int64, user
 // once: one statement, however many channels.
 const unreadAll = `SELECT c.id,
 	(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.seq > COALESCE(r.seq, 0) AND m.sender_id <> $2 LIMIT $3) u),
-	(SELECT COUNT(*) FROM (SELECT DISTINCT x.seq FROM message_mentions x WHERE x.channel_id = c.id AND x.user_id IN ($2, '') AND x.seq > COALESCE(r.seq, 0) LIMIT $3) n)
+	(SELECT COUNT(*) FROM (SELECT DISTINCT x.seq FROM message_mentions x JOIN messages m ON m.channel_id = x.channel_id AND m.seq = x.seq
+		WHERE x.channel_id = c.id AND x.user_id IN ($2, '') AND x.seq > COALESCE(r.seq, 0) AND m.sender_id <> $2 LIMIT $3) n)
 	FROM channels c LEFT JOIN read_markers r ON r.channel_id = c.id AND r.user_id = $2
 	WHERE c.community_id = $1 AND c.codec = 'text'`
 
@@ -67,7 +68,6 @@ func (c *Community) Unread(ctx context.Context, userID string) (map[int64]Unread
 		if err := rows.Scan(&id, &n.Unread, &n.Mentions); err != nil {
 			return nil, fmt.Errorf("community: count unread: %w", err)
 		}
-		n.Mentions = min(n.Mentions, n.Unread)
 		out[id] = n
 	}
 	if err := rows.Err(); err != nil {

@@ -129,7 +129,7 @@ func TestUnreadStore(t *testing.T) {
 			t.Fatalf("a new member: %+v", n)
 		}
 		mention := send(alice, "general", `{"message":"@bob","mentions":["bob"]}`)
-		send(bob, "general", `{"message":"own"}`)
+		send(bob, "general", `{"message":"own","mentions":["bob"]}`)
 		if n := counts(); n != (UnreadCounts{Unread: 1, Mentions: 1}) {
 			t.Fatalf("after a mention: %+v", n)
 		}
