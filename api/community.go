@@ -216,6 +216,10 @@ func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID
 	if err != nil {
 		return nil, err
 	}
+	tree, err := a.c.TreeJSONFor(ctx, m.UserID)
+	if err != nil {
+		return nil, err
+	}
 	ms := &memberSession{s: s, userID: m.UserID}
 	ms.role.Store(m.Role)
 	if err := s.SetLoggedIn(m.UserID); err != nil {
@@ -227,7 +231,7 @@ func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID
 	a.log.Info("community login", slog.String("user", m.UserID))
 	return &Reply{Type: TypeIdentificationResponse, LogMessage: "Challenge solved you are logged in", Data: identificationResponse{
 		Accepted:           true,
-		Interactables:      a.c.TreeJSON(),
+		Interactables:      tree,
 		CommunityPublicKey: a.c.Public.String(),
 		Proof:              icrypto.Proof(key, answer),
 		UserID:             uid,
@@ -373,7 +377,13 @@ func (a *communityAPI) onEvent(e community.Event) {
 		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultRoleChanged,
 			Payload: map[string]string{"user_id": e.RoleChanged, "role": string(e.Role)}})
 	}
-	if e.Channel != nil && e.Result != "" {
+	if e.Channel == nil && e.Result != "" {
+		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: e.Result, Payload: e.Payload})
+	}
+	if e.Only != "" && e.Channel != nil {
+		a.broadcast(sessionsOf(everyone, e.Only), "", functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
+			Result: e.Result, Payload: e.Payload})
+	} else if e.Channel != nil && e.Result != "" {
 		a.broadcast(everyone, e.Except, functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
 			Result: e.Result, Payload: e.Payload})
 		timings.fanout.Observe(time.Since(e.Published).Seconds())
@@ -396,6 +406,17 @@ func (a *communityAPI) onEvent(e community.Event) {
 			call.Close(CloseNormal, "left the call")
 		}
 	}
+}
+
+// sessionsOf is the sockets of one user.
+func sessionsOf(all []*memberSession, userID string) []*memberSession {
+	var out []*memberSession
+	for _, ms := range all {
+		if ms.userID == userID {
+			out = append(out, ms)
+		}
+	}
+	return out
 }
 
 func closeReason(code int) string {

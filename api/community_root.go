@@ -34,6 +34,9 @@ var rootPermissions = map[string]community.Permission{
 	"ban":            community.PermBan,
 	"unban":          community.PermBan,
 	"audit_log":      community.PermAuditLog,
+	"set_slow_mode":  community.PermManageChannels,
+	"timeout":        community.PermTimeout,
+	"remove_timeout": community.PermTimeout,
 	// Reading, as get_messages: every member (the channels searched are
 	// those the member may read).
 	"search": "",
@@ -55,6 +58,8 @@ type memberWire struct {
 	JoinedAt int64          `json:"joined_at"`
 	Online   bool           `json:"online"`
 	Banned   bool           `json:"banned,omitempty"`
+	// TimeoutUntil is shown while the timeout lasts (Unix ms).
+	TimeoutUntil int64 `json:"timeout_until,omitempty"`
 }
 
 type auditWire struct {
@@ -120,6 +125,9 @@ func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function
 		Role      *string `json:"role"`
 		Before    *int64  `json:"before"`
 		Amount    *int    `json:"amount"`
+		Seconds   *int    `json:"seconds"`
+		Until     *int64  `json:"until"`
+		Duration  *int64  `json:"duration"`
 	}
 	if err := decodePayload(payload, &in); err != nil {
 		return nil, err
@@ -205,9 +213,13 @@ func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function
 			return nil, err
 		}
 		on := a.online()
+		now := a.c.Now()
 		out := make([]memberWire, len(members))
 		for i, mm := range members {
 			out[i] = memberWire{UserID: mm.UserID, Role: mm.Role, JoinedAt: mm.JoinedAt.UnixMilli(), Online: on[mm.UserID], Banned: mm.Banned}
+			if mm.TimedOut(now) {
+				out[i].TimeoutUntil = mm.TimeoutUntil
+			}
 		}
 		return map[string]any{"members": out}, nil
 	case "set_role":
@@ -236,6 +248,31 @@ func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function
 			return nil, a.c.Ban(ctx, m, uid)
 		}
 		return nil, a.c.Unban(ctx, m, uid)
+	case "set_slow_mode":
+		name, err := required("name", in.Name)
+		if err != nil {
+			return nil, err
+		}
+		if in.Seconds == nil {
+			return nil, fmt.Errorf("%w: payload.seconds is required", ErrInvalidData)
+		}
+		return nil, a.c.SetSlowMode(ctx, m, path, name, *in.Seconds)
+	case "timeout":
+		uid, err := required("user_id", in.UserID)
+		if err != nil {
+			return nil, err
+		}
+		until, err := timeoutUntil(a.c.Now(), in.Until, in.Duration)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"user_id": uid, "until": until.UnixMilli()}, a.c.Timeout(ctx, m, uid, until)
+	case "remove_timeout":
+		uid, err := required("user_id", in.UserID)
+		if err != nil {
+			return nil, err
+		}
+		return nil, a.c.RemoveTimeout(ctx, m, uid)
 	case "audit_log":
 		if in.Amount == nil {
 			return nil, fmt.Errorf("%w: payload.amount is required", ErrInvalidData)
@@ -251,4 +288,23 @@ func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function
 		return map[string]any{"entries": out, "has_more": more}, nil
 	}
 	return nil, fmt.Errorf("%w: the community has no function %q", ErrInvalidData, function)
+}
+
+// timeoutUntil reads timeout's until (Unix ms) or duration (seconds): one
+// of them, ending 1 second to 28 days from now.
+func timeoutUntil(now time.Time, until, duration *int64) (time.Time, error) {
+	switch {
+	case (until == nil) == (duration == nil):
+		return time.Time{}, fmt.Errorf("%w: give payload.until or payload.duration, one of them", ErrInvalidData)
+	case duration != nil:
+		if *duration < 1 || *duration > int64(community.MaxTimeout/time.Second) {
+			return time.Time{}, fmt.Errorf("%w: duration must be 1..%d seconds", ErrInvalidData, int64(community.MaxTimeout/time.Second))
+		}
+		return now.Add(time.Duration(*duration) * time.Second), nil
+	}
+	t := time.UnixMilli(*until)
+	if !t.After(now) || t.Sub(now) > community.MaxTimeout {
+		return time.Time{}, fmt.Errorf("%w: until must be in the future, at most 28 days from now", ErrInvalidData)
+	}
+	return t, nil
 }

@@ -61,6 +61,7 @@ var errorTypes = []struct {
 	{community.ErrBadInvite, ErrTypeInvalidSecret},
 	{community.ErrNotInCall, ErrTypeNoCallID},
 	{community.ErrBadCallTicket, ErrTypeInvalidCallID},
+	{community.ErrRateLimited, ErrTypeRateLimited},
 }
 
 // errorData is the data object of an error reply.
@@ -69,6 +70,8 @@ type errorData struct {
 	Detail string `json:"detail"`
 	// Version is the list's current version on error_conflict.
 	Version *int64 `json:"version,omitempty"`
+	// RetryAfter is the wait in ms on a slow mode's error_rate_limited.
+	RetryAfter *int64 `json:"retry_after,omitempty"`
 }
 
 // wireError picks the wire error type for err and the words a person sees.
@@ -88,6 +91,11 @@ func wireError(err error) (typ string, data errorData) {
 	data = errorData{Error: strings.TrimPrefix(typ, "error_"), Detail: detail}
 	if typ == ErrTypeGeneric {
 		data.Error = "error"
+	}
+	var wait *community.WaitError
+	if errors.As(err, &wait) {
+		ms := max(wait.RetryAfter.Milliseconds(), 1)
+		data.RetryAfter = &ms
 	}
 	var conflict *iotasvc.ConflictError
 	if errors.As(err, &conflict) {

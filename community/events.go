@@ -23,6 +23,7 @@ type wireEvent struct {
 	Result      string          `json:"result,omitempty"`
 	Payload     json.RawMessage `json:"payload,omitempty"`
 	Except      string          `json:"except,omitempty"`
+	Only        string          `json:"only,omitempty"`
 	TreeChanged bool            `json:"tree_changed,omitempty"`
 	Disconnect  string          `json:"disconnect,omitempty"`
 	CloseCode   int             `json:"close_code,omitempty"`
@@ -38,7 +39,7 @@ type wireEvent struct {
 // Encode implements bus.Message; only a bus that leaves the process calls
 // it, once per publish.
 func (e *Event) Encode() ([]byte, error) {
-	w := wireEvent{Channel: e.Channel, Result: e.Result, Except: e.Except, TreeChanged: e.TreeChanged,
+	w := wireEvent{Channel: e.Channel, Result: e.Result, Except: e.Except, Only: e.Only, TreeChanged: e.TreeChanged,
 		Disconnect: e.Disconnect, CloseCode: e.CloseCode, RoleChanged: e.RoleChanged, Role: e.Role,
 		EndCall: e.EndCall, MuteCall: e.MuteCall, Muted: e.Muted, Seq: e.Seq, Published: e.Published.UnixMicro()}
 	if e.Payload != nil {
@@ -57,7 +58,7 @@ func decodeEvent(data []byte) (bus.Message, error) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("community: decode event: %w", err)
 	}
-	e := &Event{Channel: w.Channel, Result: w.Result, Except: w.Except, TreeChanged: w.TreeChanged,
+	e := &Event{Channel: w.Channel, Result: w.Result, Except: w.Except, Only: w.Only, TreeChanged: w.TreeChanged,
 		Disconnect: w.Disconnect, CloseCode: w.CloseCode, RoleChanged: w.RoleChanged, Role: w.Role,
 		EndCall: w.EndCall, MuteCall: w.MuteCall, Muted: w.Muted, Seq: w.Seq,
 		Published: time.UnixMicro(w.Published), remote: true}

@@ -33,6 +33,8 @@ type Member struct {
 	Role      Role
 	Banned    bool
 	JoinedAt  time.Time
+	// TimeoutUntil is when a timeout ends (Unix ms; 0: none).
+	TimeoutUntil int64
 	// operator marks OperatorMember: the operator has no members row, and
 	// a flag no client can set keeps a member whose user id happens to be
 	// "operator" from passing as them.
@@ -67,6 +69,9 @@ func (c *Community) actorNow(ctx context.Context, q queryer, actor Member, p Per
 	if p != "" && !c.svc.perms.Allows(m.Role, p) {
 		return Member{}, fmt.Errorf("%w: %s needs a higher role", ErrPermission, what)
 	}
+	if err := c.checkTimeout(m, p, what); err != nil {
+		return Member{}, err
+	}
 	return m, nil
 }
 
@@ -86,14 +91,14 @@ func (c *Community) member(ctx context.Context, q queryer, userID string) (Membe
 	return scanMember(userID, c.svc.db.Row(ctx, q, memberQuery, c.ID, userID))
 }
 
-const memberQuery = `SELECT public_key, role, banned, joined_at FROM members WHERE community_id = $1 AND user_id = $2`
+const memberQuery = `SELECT public_key, role, banned, joined_at, COALESCE(timeout_until, 0) FROM members WHERE community_id = $1 AND user_id = $2`
 
 func scanMember(userID string, row *sql.Row) (Member, error) {
 	m := Member{UserID: userID}
 	var key []byte
 	var role string
 	var joined int64
-	err := row.Scan(&key, &role, &m.Banned, &joined)
+	err := row.Scan(&key, &role, &m.Banned, &joined, &m.TimeoutUntil)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, ErrNotMember
 	}
@@ -129,7 +134,7 @@ func (c *Community) Members(ctx context.Context, actor Member) ([]Member, error)
 	if _, err := c.actorNow(ctx, c.svc.db.Read, actor, PermListMembers, "listing members"); err != nil {
 		return nil, err
 	}
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT user_id, public_key, role, banned, joined_at FROM members
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT user_id, public_key, role, banned, joined_at, COALESCE(timeout_until, 0) FROM members
 		WHERE community_id = $1 ORDER BY joined_at, user_id`, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("community: list members: %w", err)
@@ -141,7 +146,7 @@ func (c *Community) Members(ctx context.Context, actor Member) ([]Member, error)
 		var key []byte
 		var role string
 		var joined int64
-		if err := rows.Scan(&m.UserID, &key, &role, &m.Banned, &joined); err != nil {
+		if err := rows.Scan(&m.UserID, &key, &role, &m.Banned, &joined, &m.TimeoutUntil); err != nil {
 			return nil, fmt.Errorf("community: list members: %w", err)
 		}
 		copy(m.PublicKey[:], key)
@@ -354,6 +359,9 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 			c.ID, userID, pub[:], string(m.Role), m.JoinedAt.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("community: add member: %w", err)
+		}
+		if err := c.startReadMarkers(ctx, tx, userID); err != nil {
+			return err
 		}
 		return c.audit(ctx, tx, userID, "join", string(m.Role))
 	}, func() {

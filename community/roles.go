@@ -44,19 +44,22 @@ type Permission string
 
 // The permissions of PROTOCOL §5.3 and docs/PERMISSIONS.md.
 const (
-	PermPost           Permission = "post"            // send, edit and delete own messages, typing
-	PermVoice          Permission = "voice"           // join voice channels and speak
-	PermStream         Permission = "stream"          // share a screen in a voice channel
-	PermListMembers    Permission = "list_members"    //
-	PermDeleteAny      Permission = "delete_any"      // delete others' messages
-	PermKick           Permission = "kick"            //
-	PermInvite         Permission = "create_invite"   //
-	PermManageInvites  Permission = "manage_invites"  // list and revoke invites
-	PermBan            Permission = "ban"             // ban and unban
-	PermAuditLog       Permission = "audit_log"       //
-	PermManageChannels Permission = "manage_channels" // create, rename, move, delete channels
-	PermSetRole        Permission = "set_role"        //
-	PermMuteOthers     Permission = "mute_others"     // server-mute or disconnect a peer in a call
+	PermPost           Permission = "post"             // send, edit and delete own messages, typing
+	PermVoice          Permission = "voice"            // join voice channels and speak
+	PermStream         Permission = "stream"           // share a screen in a voice channel
+	PermListMembers    Permission = "list_members"     //
+	PermDeleteAny      Permission = "delete_any"       // delete others' messages
+	PermKick           Permission = "kick"             //
+	PermInvite         Permission = "create_invite"    //
+	PermManageInvites  Permission = "manage_invites"   // list and revoke invites
+	PermBan            Permission = "ban"              // ban and unban
+	PermAuditLog       Permission = "audit_log"        //
+	PermManageChannels Permission = "manage_channels"  // create, rename, move, delete channels
+	PermSetRole        Permission = "set_role"         //
+	PermMuteOthers     Permission = "mute_others"      // server-mute or disconnect a peer in a call
+	PermMentionAll     Permission = "mention_everyone" // mention_everyone in send_message
+	PermBypassSlowMode Permission = "bypass_slow_mode" // send in a slow-mode channel without waiting
+	PermTimeout        Permission = "timeout"          // time out a member and lift it
 )
 
 // Permissions maps each permission to the lowest role that has it. This is
@@ -75,6 +78,9 @@ func DefaultPermissions() Permissions {
 		PermKick:           RoleModerator,
 		PermInvite:         RoleModerator,
 		PermMuteOthers:     RoleModerator,
+		PermMentionAll:     RoleModerator,
+		PermBypassSlowMode: RoleModerator,
+		PermTimeout:        RoleModerator,
 		PermManageInvites:  RoleAdmin,
 		PermBan:            RoleAdmin,
 		PermAuditLog:       RoleAdmin,

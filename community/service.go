@@ -512,6 +512,8 @@ type Event struct {
 	Payload any
 	// Except names a user who is not told (the typist of a typing event).
 	Except string
+	// Only names the one user who is told (a read marker's move).
+	Only string
 	// TreeChanged asks every session to be sent its view of the tree.
 	TreeChanged bool
 	// Disconnect names a user whose sockets close with CloseCode.

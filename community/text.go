@@ -77,6 +77,9 @@ type Message struct {
 	SendTime int64  `json:"send_time"`
 	SenderID string `json:"sender_id"`
 	EditedAt *int64 `json:"edited_at,omitempty"`
+	// Mentions are the members the message names (mentions.go).
+	Mentions        []string `json:"mentions,omitempty"`
+	MentionEveryone bool     `json:"mention_everyone,omitempty"`
 	// Seq is the message's place in its channel's order (1, 2, …, with
 	// gaps where messages were deleted), assigned by the database. It is
 	// not on the wire: message_live carries it inside the process, for a
@@ -147,6 +150,8 @@ func (tc *textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 		return deleteMessage(ctx, call)
 	case "typing":
 		return nil, tc.typed(ctx, call)
+	case "mark_read":
+		return markRead(ctx, call)
 	}
 	return nil, UnknownFunction(CodecText, call.Function)
 }
@@ -205,7 +210,9 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		return nil, fmt.Errorf("%w: posting needs a higher role", ErrPermission)
 	}
 	var in struct {
-		Message *string `json:"message"`
+		Message         *string  `json:"message"`
+		Mentions        []string `json:"mentions"`
+		MentionEveryone bool     `json:"mention_everyone"`
 	}
 	if err := call.Decode(&in); err != nil {
 		return nil, err
@@ -213,17 +220,25 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	if err := checkBody(in.Message); err != nil {
 		return nil, err
 	}
+	mentions, err := checkMentions(in.Mentions)
+	if err != nil {
+		return nil, err
+	}
 	c, ch := call.Community, call.Channel
-	msg := Message{Body: *in.Message, SenderID: call.Member.UserID}
+	msg := Message{Body: *in.Message, SenderID: call.Member.UserID, Mentions: mentions, MentionEveryone: in.MentionEveryone}
 	var id uuid.UUID
 	// The id and time are taken inside the transaction, so on one node ids
 	// increase in the order messages are stored and published, as seqs do.
-	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting"); err != nil {
+	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting")
+		if err != nil {
+			return err
+		}
+		if err := c.slowModeWait(ctx, tx, ch, actor); err != nil {
 			return err
 		}
 		var last []byte
-		err := c.svc.db.Row(ctx, tx, nextSeq(c.svc.db), ch.ID).Scan(&msg.Seq, &last)
+		err = c.svc.db.Row(ctx, tx, nextSeq(c.svc.db), ch.ID).Scan(&msg.Seq, &last)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: the channel was deleted", ErrNotFound)
 		}
@@ -248,7 +263,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
 		}
-		return nil
+		return c.storeMentions(ctx, tx, ch, actor, &msg)
 	}, func() {
 		c.offsets.added(ch.ID, msg.Seq)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg, Seq: msg.Seq})
@@ -294,6 +309,9 @@ func getMessages(ctx context.Context, call *Call) (*Result, error) {
 		msgs, more, err = call.Community.messagesAt(ctx, call.Channel, offset, *in.Amount)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := call.Community.attachMentions(ctx, call.Channel, msgs); err != nil {
 		return nil, err
 	}
 	return &Result{Result: ResultMessageChunk, Payload: map[string]any{"messages": msgs, "has_more": more}}, nil

@@ -33,6 +33,8 @@ type Channel struct {
 	Codec    string
 	Parent   *Channel
 	Children []*Channel
+	// SlowMode is a text channel's seconds between one member's messages.
+	SlowMode int
 }
 
 // Path is the names of the enclosing categories joined with "/".
@@ -160,7 +162,7 @@ func (c *Community) find(path, name string) (*Channel, error) {
 }
 
 func (c *Community) loadTree(ctx context.Context) error {
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id, parent_id, name, codec FROM channels
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT id, parent_id, name, codec, slow_mode FROM channels
 		WHERE community_id = $1 ORDER BY parent_id NULLS FIRST, sort_key`, c.ID)
 	if err != nil {
 		return fmt.Errorf("community: load tree: %w", err)
@@ -176,7 +178,7 @@ func (c *Community) loadTree(ctx context.Context) error {
 	for rows.Next() {
 		var r row
 		r.ch = &Channel{}
-		if err := rows.Scan(&r.ch.ID, &r.parent, &r.ch.Name, &r.ch.Codec); err != nil {
+		if err := rows.Scan(&r.ch.ID, &r.parent, &r.ch.Name, &r.ch.Codec, &r.ch.SlowMode); err != nil {
 			return fmt.Errorf("community: load tree: %w", err)
 		}
 		c.channels[r.ch.ID] = r.ch
@@ -450,13 +452,15 @@ func (c *Community) TreeJSON() json.RawMessage {
 	defer c.mu.Unlock()
 	if c.treeJSON == nil {
 		var b bytes.Buffer
-		c.writeChildren(&b, c.root)
+		c.writeChildren(&b, c.root, nil)
 		c.treeJSON = b.Bytes()
 	}
 	return c.treeJSON
 }
 
-func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel) {
+// writeChildren writes parent's subtree; counts (when not nil) adds one
+// member's unread and mention counts to text channels (unread.go).
+func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel, counts map[int64]UnreadCounts) {
 	b.WriteByte('{')
 	for i, ch := range parent.Children {
 		if i > 0 {
@@ -470,9 +474,11 @@ func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel) {
 		b.WriteString(`,"data":`)
 		switch ch.Codec {
 		case CodecCategory:
-			c.writeChildren(b, ch)
+			c.writeChildren(b, ch, counts)
 		case CodecVoice:
 			c.writeVoiceData(b, ch)
+		case CodecText:
+			writeTextData(b, c.svc.codecs.data(c, ch), ch, counts)
 		default:
 			b.Write(c.svc.codecs.data(c, ch))
 		}

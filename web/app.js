@@ -33,10 +33,11 @@ function explain(err) {
 }
 
 class WireError extends Error {
-  constructor(type, detail) {
+  constructor(type, detail, data) {
     super(detail);
     this.type = type;
     this.detail = detail;
+    this.data = data;
   }
 }
 
@@ -65,7 +66,7 @@ class Socket {
         const p = m.id && this.pending.get(m.id);
         if (p) {
           this.pending.delete(m.id);
-          if (m.type.startsWith("error")) p.reject(new WireError(m.type, m.data.detail));
+          if (m.type.startsWith("error")) p.reject(new WireError(m.type, m.data.detail, m.data));
           else p.resolve(m);
           return;
         }
@@ -274,6 +275,7 @@ function renderCommunities() {
     if (on) li.className = "on", li.setAttribute("aria-current", "true");
     // Unread in a community one is not looking at marks its icon too.
     if (!on && state.communities.get(e.entryID)?.unread.size) li.classList.add("unread"), (li.title = `${e.title} (unread)`);
+    const mentions = [...(state.communities.get(e.entryID)?.counts.values() || [])].reduce((n, x) => n + x.mentions, 0);
     // A community's icon: its initials on a colour from its address, the
     // same on every device because the address is in the sealed entry.
     const icon = { name: e.title, hue: hash(e.address || e.entryID) % HUES, avatar: "" };
@@ -284,6 +286,7 @@ function renderCommunities() {
       loadCommunities();
     };
     li.append(avatarNode(icon), el("span", { className: "sr-only", textContent: e.title }), remove);
+    if (mentions) li.append(el("span", { className: "mention-badge", textContent: String(mentions), ariaLabel: `${mentions} mentions` }));
     li.onclick = li.onkeydown = (ev) => {
       if (ev.type === "keydown" && ((ev.key !== "Enter" && ev.key !== " ") || ev.target !== li)) return;
       ev.preventDefault();
@@ -361,6 +364,9 @@ class Community {
     this.pinned = this.addr.key;
     this.tree = {};
     this.unread = new Set();
+    // channel key → {unread, mentions}: the tree's at login, kept by
+    // message_live and read_changed (PROTOCOL §9 "Mentions and unread").
+    this.counts = new Map();
     this.collapsed = new Set();
     this.typing = new Map();
     // user id → {name, avatar} once the server sends display names; read
@@ -399,6 +405,7 @@ class Community {
     this.sock = sock;
     this.role = d.role;
     this.tree = d.interactables;
+    takeCounts(this, this.tree, "");
     sock.onPush = (m) => this.push(m);
     sock.onClose = (ev) => this.closed(ev);
     this.backoff = 500;
@@ -447,8 +454,8 @@ class Community {
         loadMembers(this);
         break;
       case "message_live":
-        if (inView) view.queue(d.payload);
-        else this.unread.add(key), state.current !== this && nextFrame(renderCommunities);
+        if (inView) view.queue(d.payload), markRead(this, d.path, d.name, d.payload.message_id);
+        else countLive(this, key, d.payload), state.current !== this && nextFrame(renderCommunities);
         seen(this, d.payload.sender_id);
         if (wantsNotification(this, key, d.payload)) notifyMessage(this, d, d.payload);
         break;
@@ -464,6 +471,13 @@ class Community {
       case "user_changed":
       case "user_left":
         voiceUpdate(this, d);
+        break;
+      case "member_timed_out":
+        loadMembers(this);
+        break;
+      case "read_changed":
+        setCounts(this, key, d.payload);
+        nextFrame(renderCommunities);
         break;
     }
     if (state.current === this && d.result !== "typing" && !d.result.startsWith("message_")) renderTree();
@@ -557,6 +571,7 @@ function renderMembers() {
       li.dataset.user = m.user_id;
       li.dataset.role = role;
       li.querySelector(".person").title += m.online ? "\nonline" : "\noffline";
+      timeoutControls(com, li, m);
       ul.append(li);
     }
     box.append(el("h3", { textContent: `${heading} — ${people.length}` }), ul);
@@ -583,6 +598,8 @@ function renderTree() {
       }
       if (view.com === com && view.key === key) label.classList.add("on");
       if (com.unread.has(key)) li.classList.add("unread");
+      const mentioned = com.counts.get(key)?.mentions;
+      if (mentioned) label.append(el("span", { className: "mention-badge", textContent: String(mentioned), ariaLabel: `${mentioned} mentions` }));
       const activate = () => {
         if (ch.codec === "category") com.collapsed.has(key) ? com.collapsed.delete(key) : com.collapsed.add(key), renderTree();
         else if (ch.codec === "text") view.open(com, path, name);
@@ -691,6 +708,8 @@ const view = {
     if (!m) return;
     this.more = m.data.payload.has_more;
     this.append(m.data.payload.messages, true);
+    const newest = m.data.payload.messages.at(-1);
+    if (newest) markRead(com, path, name, newest.message_id);
     const list = $("messages");
     list.scrollTop = list.scrollHeight;
     $("message").focus();
@@ -708,7 +727,7 @@ const view = {
   node(msg) {
     const who = person(this.com, msg.sender_id);
     const at = new Date(msg.send_time);
-    const li = el("li", { className: "msg" });
+    const li = el("li", { className: mentionsMe(msg) ? "msg mentioned" : "msg" });
     li.dataset.id = msg.message_id;
     li.dataset.sender = msg.sender_id;
     li.dataset.time = msg.send_time;
@@ -1046,7 +1065,7 @@ function wantsNotification(com, key, msg) {
   if (!canNotify() || Notification.permission !== "granted") return false;
   if (msg.sender_id === state.me.userID) return false;
   const inView = !document.hidden && view.com === com && view.key === key;
-  return !inView && document.hidden;
+  return !inView && (document.hidden || mentionsMe(msg));
 }
 
 function notifyMessage(com, d, msg) {
@@ -1236,7 +1255,13 @@ function wire() {
     const text = input.value;
     if (!text.trim() || !view.channel) return;
     input.value = "";
-    view.com.fn(view.channel.path, view.channel.name, "text", "send_message", { message: text }).catch((err) => ((input.value = text), say(explain(err))));
+    const payload = { message: text };
+    const named = mentionedIn(view.com, text);
+    if (named.length) payload.mentions = named;
+    view.com.fn(view.channel.path, view.channel.name, "text", "send_message", payload).catch((err) => {
+      input.value = text;
+      say(err.type === "error_rate_limited" && err.data?.retry_after ? `Slow mode: wait ${Math.ceil(err.data.retry_after / 1000)} s` : explain(err));
+    });
   };
   let lastTyping = 0;
   $("message").oninput = () => {
@@ -1347,3 +1372,65 @@ async function runSearch(query) {
 }
 
 $("search-form").onsubmit = (ev) => (ev.preventDefault(), runSearch($("search").value));
+
+// --- mentions and unread (PROTOCOL §9 "Mentions and unread") -------------------
+
+// takeCounts reads the unread and mention counts a login's tree carries.
+function takeCounts(com, tree, path) {
+  for (const [name, ch] of Object.entries(tree || {})) {
+    if (ch.codec === "category") takeCounts(com, ch.data, path ? `${path}/${name}` : name);
+    else if (ch.codec === "text" && "unread" in (ch.data || {})) setCounts(com, `${path}/${name}`, ch.data);
+  }
+}
+
+function setCounts(com, key, n) {
+  com.counts.set(key, { unread: n.unread || 0, mentions: n.mentions || 0 });
+  if (n.unread) com.unread.add(key);
+  else com.unread.delete(key);
+  if (state.current === com) nextFrame(renderTree);
+}
+
+function mentionsMe(msg) {
+  return msg.sender_id !== state.me?.userID && (msg.mention_everyone || (msg.mentions || []).includes(state.me?.userID));
+}
+
+// countLive is the client's half of the counts: others' messages, and
+// among them those that mention me.
+function countLive(com, key, msg) {
+  if (msg.sender_id === state.me.userID) return;
+  const n = com.counts.get(key) || { unread: 0, mentions: 0 };
+  setCounts(com, key, { unread: n.unread + 1, mentions: n.mentions + (mentionsMe(msg) ? 1 : 0) });
+}
+
+function markRead(com, path, name, messageID) {
+  if (!document.hidden) com.fn(path, name, "text", "mark_read", { message_id: messageID }).then((m) => setCounts(com, `${path}/${name}`, m.data.payload), () => {});
+}
+
+// mentionedIn is the members a message names as @Name, by the names the
+// page shows for them.
+function mentionedIn(com, text) {
+  const out = [];
+  for (const id of com.members.keys()) if (id !== state.me.userID && text.includes(`@${person(com, id).name}`)) out.push(id);
+  return out.slice(0, 20);
+}
+
+// --- timeouts (PROTOCOL §9 "Slow mode and timeouts") ----------------------------
+
+const RANK = { owner: 4, admin: 3, moderator: 2, member: 1 };
+
+// timeoutControls gives a moderator "Time out" buttons on the members they
+// outrank, as the server allows, and shows who is timed out.
+function timeoutControls(com, li, m) {
+  if (m.timeout_until > Date.now()) li.append(el("span", { className: "timed-out", textContent: " timed out", title: `until ${fullFormat.format(new Date(m.timeout_until))}` }));
+  if ((RANK[com.role] || 0) < RANK.moderator || (RANK[com.role] || 0) <= (RANK[m.role] || 0)) return;
+  for (const [label, duration] of [["1 h", 3600], ["1 day", 86400]]) {
+    const b = el("button", { className: "timeout", textContent: `Time out ${label}`, ariaLabel: `Time out ${person(com, m.user_id).name} for ${label}` });
+    b.onclick = () => com.root("timeout", { user_id: m.user_id, duration }).catch((err) => say(explain(err)));
+    li.append(b);
+  }
+  if (m.timeout_until > Date.now()) {
+    const b = el("button", { className: "timeout", textContent: "End time out" });
+    b.onclick = () => com.root("remove_timeout", { user_id: m.user_id }).catch((err) => say(explain(err)));
+    li.append(b);
+  }
+}

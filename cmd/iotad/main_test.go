@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -240,6 +241,39 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "survives"}); err != nil {
 		t.Fatal(err)
 	}
+	// A read marker and a timeout, acknowledged (PROTOCOL §9 "Mentions
+	// and unread", "Slow mode and timeouts").
+	other, err := client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, opriv, _ := icrypto.GenerateKey(randReader)
+	if _, err := other.LoginCommunity(ctx, "other", opriv, invite, nil); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := other.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sentID struct {
+		Payload struct {
+			MessageID string `json:"message_id"`
+		} `json:"payload"`
+	}
+	json.Unmarshal(sent.Data, &sentID)
+	if _, err := m.Function(ctx, "text", "General", "general", "mark_read", map[string]string{"message_id": sentID.Payload.MessageID}); err != nil {
+		t.Fatal(err)
+	}
+	owner, err := client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.LoginCommunity(ctx, userID, priv, firstInvites(t, data)[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Function(ctx, "community", "", "", "timeout", map[string]any{"user_id": "other", "duration": 3600}); err != nil {
+		t.Fatal(err)
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
 
@@ -260,8 +294,23 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.LoginCommunity(ctx, "friend", mpriv, "", nil); err != nil {
+	login, err := m.LoginCommunity(ctx, "friend", mpriv, "", nil)
+	if err != nil {
 		t.Fatalf("the member did not survive: %v", err)
+	}
+	if !strings.Contains(string(login.Interactables), `"general":{"codec":"text","data":{"unread":0,"mentions":0}}`) {
+		t.Fatalf("the read marker did not survive: %s", login.Interactables)
+	}
+	other, err = client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.LoginCommunity(ctx, "other", opriv, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "x"}); err == nil ||
+		!strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("the timeout did not survive: %v", err)
 	}
 	r, err := m.Function(ctx, "text", "General", "general", "get_messages", map[string]int{"amount": 10})
 	if err != nil || !strings.Contains(string(r.Data), "survives") {
