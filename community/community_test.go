@@ -105,7 +105,7 @@ func testKeyFileAndReload(t *testing.T, b dbtest.Backend) {
 	if err != nil || g.ListenAddr != ":1990" || g.PublicAddr != "games.example:1990" || g.ServedAddr != "games.example:1990" {
 		t.Fatalf("reloaded addresses: %v", err)
 	}
-	if v, _ := d.Version(ctx, "community"); v != 4 {
+	if v, _ := d.Version(ctx, "community"); v != 8 {
 		t.Fatalf("schema version %d", v)
 	}
 	// A key file that does not match refuses to start.

@@ -3,6 +3,7 @@ package community
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -77,6 +78,8 @@ type Message struct {
 	SendTime int64  `json:"send_time"`
 	SenderID string `json:"sender_id"`
 	EditedAt *int64 `json:"edited_at,omitempty"`
+	// Attachments are the message's files (PROTOCOL §9 "Files and images").
+	Attachments []Attachment `json:"attachments,omitempty"`
 	// Seq is the message's place in its channel's order (1, 2, …, with
 	// gaps where messages were deleted), assigned by the database. It is
 	// not on the wire: message_live carries it inside the process, for a
@@ -147,6 +150,8 @@ func (tc *textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 		return deleteMessage(ctx, call)
 	case "typing":
 		return nil, tc.typed(ctx, call)
+	case "upload":
+		return createUpload(ctx, call)
 	}
 	return nil, UnknownFunction(CodecText, call.Function)
 }
@@ -205,12 +210,20 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		return nil, fmt.Errorf("%w: posting needs a higher role", ErrPermission)
 	}
 	var in struct {
-		Message *string `json:"message"`
+		Message     *string         `json:"message"`
+		Attachments json.RawMessage `json:"attachments"`
 	}
 	if err := call.Decode(&in); err != nil {
 		return nil, err
 	}
-	if err := checkBody(in.Message); err != nil {
+	attachments, err := ParseAttachments(in.Attachments)
+	if err != nil {
+		return nil, err
+	}
+	// A message with files may have no text (PROTOCOL §5.3).
+	if len(attachments) > 0 && (in.Message == nil || *in.Message == "") {
+		in.Message = new(string)
+	} else if err := checkBody(in.Message); err != nil {
 		return nil, err
 	}
 	c, ch := call.Community, call.Channel
@@ -218,7 +231,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	var id uuid.UUID
 	// The id and time are taken inside the transaction, so on one node ids
 	// increase in the order messages are stored and published, as seqs do.
-	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting"); err != nil {
 			return err
 		}
@@ -248,7 +261,8 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
 		}
-		return nil
+		msg.Attachments, err = c.attach(ctx, tx, msg.SenderID, ch.ID, msg.Seq, attachments)
+		return err
 	}, func() {
 		c.offsets.added(ch.ID, msg.Seq)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg, Seq: msg.Seq})
@@ -294,6 +308,9 @@ func getMessages(ctx context.Context, call *Call) (*Result, error) {
 		msgs, more, err = call.Community.messagesAt(ctx, call.Channel, offset, *in.Amount)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := call.Community.loadAttachments(ctx, call.Channel, msgs); err != nil {
 		return nil, err
 	}
 	return &Result{Result: ResultMessageChunk, Payload: map[string]any{"messages": msgs, "has_more": more}}, nil
@@ -483,6 +500,9 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		others := sender != call.Member.UserID
 		if others && !c.svc.perms.Allows(actor.Role, PermDeleteAny) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
+		}
+		if err := c.releaseFiles(ctx, tx, ch.ID, seq); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = $1 AND seq = $2`, ch.ID, seq); err != nil {
 			return err
