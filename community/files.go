@@ -82,7 +82,7 @@ type fileStore struct {
 	// blobMu orders a blob's rename-then-commit against the sweep's
 	// check-then-remove on this node, so a blob a new row names is never
 	// removed under it.
-	blobMu sync.Mutex
+	blobMu   sync.Mutex
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
