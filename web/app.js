@@ -222,6 +222,18 @@ function attachmentsNode(com, files) {
   return box;
 }
 
+// renameMessages shows a member's new name and avatar on the messages
+// already in the list.
+function renameMessages(com, userID) {
+  const who = person(com, userID);
+  for (const li of $("messages").querySelectorAll("li.msg")) {
+    if (li.dataset.sender !== userID) continue;
+    const name = li.querySelector(".who");
+    if (name) name.textContent = who.name;
+    li.querySelector(".avatar")?.replaceWith(avatarNode(who));
+  }
+}
+
 // uploadFile asks the channel for a ticket and PUTs the file with it.
 async function uploadFile(com, channel, file) {
   const r = await com.fn(channel.path, channel.name, "text", "upload", { name: file.name || "file", size: file.size, type: file.type || "" });
@@ -481,7 +493,7 @@ class Community {
         break;
       case "profile_changed":
         this.profiles.set(d.payload.user_id, d.payload);
-        if (state.current === this) renderMembers(), renderTyping();
+        if (state.current === this) renderMembers(), renderTyping(), view.com === this && renameMessages(this, d.payload.user_id);
         break;
       case "role_changed":
         if (d.payload.user_id === state.me.userID) this.role = d.payload.role;

@@ -54,6 +54,8 @@ test("a changed display name shows on the other page", async () => {
   owner.once("dialog", (d) => d.accept("Captain Owner"));
   await owner.click("#profile-button");
   await friend.waitForSelector('#member-list :text("Captain Owner")');
+  // The message sent before the change shows the new name too.
+  await friend.waitForSelector('#messages li:has(img[alt="dot.png"]) .who:text("Captain Owner")');
   await owner.fill("#message", "named now");
   await owner.press("#message", "Enter");
   await friend.waitForSelector('#messages li:has-text("named now"):has-text("Captain Owner")');
