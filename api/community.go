@@ -18,10 +18,11 @@ import (
 
 // communityAPI serves one community's socket ("/") and call socket.
 type communityAPI struct {
-	c      *community.Community
-	logins *loginLimiter
-	id     *identity
-	log    *slog.Logger
+	c       *community.Community
+	uploads uploadGate
+	logins  *loginLimiter
+	id      *identity
+	log     *slog.Logger
 	// publicAddr is host:port as invites name it.
 	publicAddr string
 	// tls is whether the listener speaks TLS: its invites then say tls=1.
@@ -378,7 +379,7 @@ func (a *communityAPI) onEvent(e community.Event) {
 			Payload: map[string]string{"user_id": e.RoleChanged, "role": string(e.Role)}})
 	}
 	if e.Channel == nil && e.Result != "" {
-		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: e.Result, Payload: e.Payload})
+		a.broadcast(everyone, e.Except, functionOut{Codec: codecRoot, Result: e.Result, Payload: e.Payload})
 	}
 	if e.Only != "" && e.Channel != nil {
 		a.broadcast(sessionsOf(everyone, e.Only), "", functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,

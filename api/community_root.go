@@ -60,6 +60,9 @@ type memberWire struct {
 	Banned   bool           `json:"banned,omitempty"`
 	// TimeoutUntil is shown while the timeout lasts (Unix ms).
 	TimeoutUntil int64 `json:"timeout_until,omitempty"`
+	// DisplayName and Avatar (a url) are the member's profile, when set.
+	DisplayName string `json:"display_name,omitempty"`
+	Avatar      string `json:"avatar,omitempty"`
 }
 
 type auditWire struct {
@@ -85,6 +88,15 @@ func required(name string, p *string) (string, error) {
 }
 
 func (a *communityAPI) root(ctx context.Context, s *Session, m community.Member, function string, payload json.RawMessage) (*Reply, error) {
+	if function == "set_profile" {
+		// Every member has a profile; no role is needed.
+		p, err := a.c.SetProfile(ctx, m, payload)
+		if err != nil {
+			return nil, err
+		}
+		return &Reply{Type: TypeFunction, LogMessage: "ran function",
+			Data: functionOut{Codec: codecRoot, Result: function, Payload: p}}, nil
+	}
 	perm, ok := rootPermissions[function]
 	if !ok {
 		return nil, fmt.Errorf("%w: the community has no function %q", ErrInvalidData, function)
@@ -212,11 +224,16 @@ func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function
 		if err != nil {
 			return nil, err
 		}
+		profiles, err := a.c.Profiles(ctx)
+		if err != nil {
+			return nil, err
+		}
 		on := a.online()
 		now := a.c.Now()
 		out := make([]memberWire, len(members))
 		for i, mm := range members {
-			out[i] = memberWire{UserID: mm.UserID, Role: mm.Role, JoinedAt: mm.JoinedAt.UnixMilli(), Online: on[mm.UserID], Banned: mm.Banned}
+			out[i] = memberWire{UserID: mm.UserID, Role: mm.Role, JoinedAt: mm.JoinedAt.UnixMilli(), Online: on[mm.UserID], Banned: mm.Banned,
+				DisplayName: profiles[mm.UserID].DisplayName, Avatar: profiles[mm.UserID].Avatar}
 			if mm.TimedOut(now) {
 				out[i].TimeoutUntil = mm.TimeoutUntil
 			}

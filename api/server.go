@@ -224,6 +224,7 @@ func (s *Server) routes(c *communityAPI) chi.Router {
 		}
 		s.page.ServeHTTP(w, r)
 	})
+	s.fileRoutes(r, c)
 	r.Get("/*", s.page.ServeHTTP)
 	return r
 }

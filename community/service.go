@@ -55,6 +55,7 @@ type Service struct {
 	ids    idGen
 	codecs *Registry
 	perms  Permissions
+	files  *fileStore
 
 	iceServers   func(userID string) []ICEServer
 	ticketSecret []byte
@@ -112,6 +113,11 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Requests let a join ask the call's node for its ICE servers.
 	Requests Requests
+	// FilesDir holds uploaded files (PROTOCOL §9 "Files and images"); ""
+	// means KeyDir/files. MaxUpload and UploadQuota are the largest file
+	// and a member's bytes; 0 means DefaultMaxUpload, DefaultUploadQuota.
+	FilesDir               string
+	MaxUpload, UploadQuota int64
 }
 
 // Open migrates the community tables in d and loads every community.
@@ -196,7 +202,15 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		s.closeBus()
 		return nil, err
 	}
+	if opts.FilesDir == "" {
+		opts.FilesDir = filepath.Join(opts.KeyDir, "files")
+	}
+	if s.files, err = openFileStore(opts.FilesDir, opts.MaxUpload, opts.UploadQuota); err != nil {
+		s.closeBus()
+		return nil, err
+	}
 	s.w = newWriter(d)
+	s.startFileSweep()
 	return s, nil
 }
 
@@ -257,6 +271,7 @@ func (s *Service) SetICEServers(fn func(userID string) []ICEServer) { s.iceServe
 // published later are dropped.
 func (s *Service) Close() {
 	s.stopKeepers(true)
+	s.stopFileSweep()
 	if s.iceSub != nil {
 		s.iceSub.Unsubscribe()
 	}

@@ -3,6 +3,7 @@ package community
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -80,6 +81,8 @@ type Message struct {
 	// Mentions are the members the message names (mentions.go).
 	Mentions        []string `json:"mentions,omitempty"`
 	MentionEveryone bool     `json:"mention_everyone,omitempty"`
+	// Attachments are the message's files (PROTOCOL §9 "Files and images").
+	Attachments []Attachment `json:"attachments,omitempty"`
 	// Seq is the message's place in its channel's order (1, 2, …, with
 	// gaps where messages were deleted), assigned by the database. It is
 	// not on the wire: message_live carries it inside the process, for a
@@ -152,6 +155,8 @@ func (tc *textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 		return nil, tc.typed(ctx, call)
 	case "mark_read":
 		return markRead(ctx, call)
+	case "upload":
+		return createUpload(ctx, call)
 	}
 	return nil, UnknownFunction(CodecText, call.Function)
 }
@@ -210,14 +215,22 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		return nil, fmt.Errorf("%w: posting needs a higher role", ErrPermission)
 	}
 	var in struct {
-		Message         *string  `json:"message"`
-		Mentions        []string `json:"mentions"`
-		MentionEveryone bool     `json:"mention_everyone"`
+		Message         *string         `json:"message"`
+		Mentions        []string        `json:"mentions"`
+		MentionEveryone bool            `json:"mention_everyone"`
+		Attachments     json.RawMessage `json:"attachments"`
 	}
 	if err := call.Decode(&in); err != nil {
 		return nil, err
 	}
-	if err := checkBody(in.Message); err != nil {
+	attachments, err := ParseAttachments(in.Attachments)
+	if err != nil {
+		return nil, err
+	}
+	// A message with files may have no text (PROTOCOL §5.3).
+	if len(attachments) > 0 && (in.Message == nil || *in.Message == "") {
+		in.Message = new(string)
+	} else if err := checkBody(in.Message); err != nil {
 		return nil, err
 	}
 	mentions, err := checkMentions(in.Mentions)
@@ -263,7 +276,11 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
 		}
-		return c.storeMentions(ctx, tx, ch, actor, &msg)
+		if err := c.storeMentions(ctx, tx, ch, actor, &msg); err != nil {
+			return err
+		}
+		msg.Attachments, err = c.attach(ctx, tx, msg.SenderID, ch.ID, msg.Seq, attachments)
+		return err
 	}, func() {
 		c.offsets.added(ch.ID, msg.Seq)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg, Seq: msg.Seq})
@@ -312,6 +329,9 @@ func getMessages(ctx context.Context, call *Call) (*Result, error) {
 		return nil, err
 	}
 	if err := call.Community.attachMentions(ctx, call.Channel, msgs); err != nil {
+		return nil, err
+	}
+	if err := call.Community.loadAttachments(ctx, call.Channel, msgs); err != nil {
 		return nil, err
 	}
 	return &Result{Result: ResultMessageChunk, Payload: map[string]any{"messages": msgs, "has_more": more}}, nil
@@ -501,6 +521,9 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 		others := sender != call.Member.UserID
 		if others && !c.svc.perms.Allows(actor.Role, PermDeleteAny) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
+		}
+		if err := c.releaseFiles(ctx, tx, ch.ID, seq); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = $1 AND seq = $2`, ch.ID, seq); err != nil {
 			return err

@@ -191,8 +191,57 @@ function person(com, userID) {
   const id = String(userID);
   const profile = com?.profiles?.get(id) || {};
   const h = hash(id);
-  const name = profile.name || `${ADJECTIVES[h % ADJECTIVES.length]} ${ANIMALS[Math.floor(h / ADJECTIVES.length) % ANIMALS.length]}`;
-  return { id, name, avatar: profile.avatar || "", hue: (h >>> 20) % HUES, me: id === state.me?.userID };
+  const name = profile.display_name || profile.name || `${ADJECTIVES[h % ADJECTIVES.length]} ${ANIMALS[Math.floor(h / ADJECTIVES.length) % ANIMALS.length]}`;
+  return { id, name, avatar: profile.avatar ? fileURL(com, profile.avatar) : "", hue: (h >>> 20) % HUES, me: id === state.me?.userID };
+}
+
+// fileURL makes a file path of the server's absolute on the community's
+// origin (the community may be on another port than the page).
+function fileURL(com, path) {
+  if (!com?.url) return path;
+  return new URL(path, com.url.replace(/^ws/, "http")).href;
+}
+
+// attachmentsNode shows a message's files: images inline at their size,
+// scaled down to the column by attributes (the CSP allows no inline style),
+// other files as download links.
+function attachmentsNode(com, files) {
+  const box = el("div", { className: "attachments" });
+  for (const f of files) {
+    const href = fileURL(com, f.url);
+    if (f.width && f.height && f.type.startsWith("image/")) {
+      const scale = Math.min(1, 400 / f.width, 300 / f.height);
+      const img = el("img", { src: href, alt: f.name, className: "attachment-image" });
+      img.width = Math.max(1, Math.round(f.width * scale));
+      img.height = Math.max(1, Math.round(f.height * scale));
+      box.append(el("a", { href, target: "_blank", rel: "noopener" }, img));
+    } else {
+      const kb = f.size < 1024 ? `${f.size} B` : f.size < 1048576 ? `${(f.size / 1024).toFixed(1)} KiB` : `${(f.size / 1048576).toFixed(1)} MiB`;
+      box.append(el("a", { href, download: f.name, className: "attachment-file", textContent: `${f.name} (${kb})` }));
+    }
+  }
+  return box;
+}
+
+// renameMessages shows a member's new name and avatar on the messages
+// already in the list.
+function renameMessages(com, userID) {
+  const who = person(com, userID);
+  for (const li of $("messages").querySelectorAll("li.msg")) {
+    if (li.dataset.sender !== userID) continue;
+    const name = li.querySelector(".who");
+    if (name) name.textContent = who.name;
+    li.querySelector(".avatar")?.replaceWith(avatarNode(who));
+  }
+}
+
+// uploadFile asks the channel for a ticket and PUTs the file with it.
+async function uploadFile(com, channel, file) {
+  const r = await com.fn(channel.path, channel.name, "text", "upload", { name: file.name || "file", size: file.size, type: file.type || "" });
+  const res = await fetch(fileURL(com, r.data.payload.url), { method: "PUT", body: file });
+  const out = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(out.message || `upload failed (${res.status})`);
+  return out;
 }
 
 // avatarNode is a picture when the person has one, else initials on
@@ -449,6 +498,10 @@ class Community {
         this.tree = d.payload.interactables;
         if (state.current === this && $("admin-channels")) fillChannels(this, $("admin-channels"));
         break;
+      case "profile_changed":
+        this.profiles.set(d.payload.user_id, d.payload);
+        if (state.current === this) renderMembers(), renderTyping(), view.com === this && renameMessages(this, d.payload.user_id);
+        break;
       case "role_changed":
         if (d.payload.user_id === state.me.userID) this.role = d.payload.role;
         loadMembers(this);
@@ -539,6 +592,7 @@ async function loadMembers(com) {
   if (com.membersLoading === sock) com.membersLoading = null;
   if (!r) return;
   com.members = new Map(r.data.payload.members.filter((m) => !m.banned).map((m) => [m.user_id, m]));
+  for (const m of r.data.payload.members) if (m.display_name || m.avatar) com.profiles.set(m.user_id, m);
   if (state.current === com) renderMembers();
 }
 
@@ -753,6 +807,7 @@ const view = {
       actions.append(del);
     }
     li.append(day, avatarNode(who), head, time("gutter-time"), text);
+    if (msg.attachments?.length) li.append(attachmentsNode(this.com, msg.attachments));
     if (actions.childElementCount) li.append(actions);
     return li;
   },
@@ -1262,6 +1317,41 @@ function wire() {
       input.value = text;
       say(err.type === "error_rate_limited" && err.data?.retry_after ? `Slow mode: wait ${Math.ceil(err.data.retry_after / 1000)} s` : explain(err));
     });
+  };
+  $("attach").onchange = async () => {
+    const input = $("attach");
+    const files = [...input.files].slice(0, 10);
+    input.value = "";
+    if (!files.length || !view.channel) return;
+    const { com, channel } = view;
+    try {
+      const ids = [];
+      for (const f of files) ids.push((await uploadFile(com, channel, f)).file_id);
+      const text = $("message").value;
+      $("message").value = "";
+      await com.fn(channel.path, channel.name, "text", "send_message", { message: text, attachments: ids });
+    } catch (err) {
+      say(err.type ? explain(err) : err.message);
+    }
+  };
+  $("profile-button").onclick = async () => {
+    const com = state.current;
+    if (!com) return;
+    const name = prompt("Your display name in this community (empty clears it)", com.profiles.get(state.me.userID)?.display_name || "");
+    if (name === null) return;
+    await com.root("set_profile", { display_name: name.trim() ? name : null }).catch((err) => say(explain(err)));
+  };
+  $("avatar-input").onchange = async () => {
+    const com = state.current;
+    const file = $("avatar-input").files[0];
+    $("avatar-input").value = "";
+    if (!com || !file || !view.channel) return;
+    try {
+      const up = await uploadFile(com, view.channel, file);
+      await com.root("set_profile", { avatar_file_id: up.file_id });
+    } catch (err) {
+      say(err.type ? explain(err) : err.message);
+    }
   };
   let lastTyping = 0;
   $("message").oninput = () => {

@@ -274,6 +274,14 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := owner.Function(ctx, "community", "", "", "timeout", map[string]any{"user_id": "other", "duration": 3600}); err != nil {
 		t.Fatal(err)
 	}
+	// An acknowledged upload, a message with it attached and a profile.
+	fileID := uploadForKill9(ctx, t, m, addr, []byte("kept bytes"))
+	if _, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]any{"attachments": []string{fileID}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Function(ctx, "community", "", "", "set_profile", map[string]any{"display_name": "Kept Name"}); err != nil {
+		t.Fatal(err)
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
 
@@ -313,9 +321,52 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("the timeout did not survive: %v", err)
 	}
 	r, err := m.Function(ctx, "text", "General", "general", "get_messages", map[string]int{"amount": 10})
-	if err != nil || !strings.Contains(string(r.Data), "survives") {
+	if err != nil || !strings.Contains(string(r.Data), "survives") || !strings.Contains(string(r.Data), fileID) {
 		t.Fatalf("the message did not survive: %s %v", r.Data, err)
 	}
+	resp, err := http.Get("http://" + addr + "/files/" + fileID + "/f.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "kept bytes" {
+		t.Fatalf("the upload did not survive: %d %q", resp.StatusCode, body)
+	}
+	r, err = m.Function(ctx, "community", "", "", "list_members", nil)
+	if err != nil || !strings.Contains(string(r.Data), "Kept Name") {
+		t.Fatalf("the profile did not survive: %s %v", r.Data, err)
+	}
+}
+
+// uploadForKill9 asks for a ticket and PUTs body with it.
+func uploadForKill9(ctx context.Context, t *testing.T, m *client.Client, addr string, body []byte) string {
+	t.Helper()
+	r, err := m.Function(ctx, "text", "General", "general", "upload", map[string]any{"name": "f.txt", "size": len(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tk struct {
+		URL string `json:"url"`
+	}
+	json.Unmarshal(res.Payload, &tk)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+addr+tk.URL, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var up struct {
+		FileID string `json:"file_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("upload: %d %v", resp.StatusCode, err)
+	}
+	return up.FileID
 }
 
 func goroot() string {

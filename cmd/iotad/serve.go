@@ -135,6 +135,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	publicAddr := fs.String("public-addr", "", "host:port that invites name (default: localhost and the --addr port)")
 	owner := fs.String("owner", "", "on first start, the Iota user id who may claim the first community (default: the first user)")
 	communityName := fs.String("community-name", "Home", "on first start, the first community's name")
+	maxUpload := fs.Int64("max-upload", community.DefaultMaxUpload, "largest uploaded file in bytes")
+	uploadQuota := fs.Int64("upload-quota", community.DefaultUploadQuota, "bytes of distinct files each member may keep uploaded, per community")
 	var vf voiceFlags
 	vf.register(fs)
 	var tf tlsFlags
@@ -178,7 +180,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The bus closes after the stores (deferred first, runs last): the
 	// community service's last events still go out.
 	defer cl.Close()
-	a, err := openApp(ctx, dataDir{dir: *data, db: *dbURL}, db.Sync(strings.ToUpper(*syncMode)), cl.tune)
+	if *maxUpload < 1 || *uploadQuota < 1 {
+		ln.Close()
+		return fmt.Errorf("--max-upload and --upload-quota must be at least 1 byte")
+	}
+	files := func(o *community.Options) { o.MaxUpload, o.UploadQuota = *maxUpload, *uploadQuota }
+	a, err := openApp(ctx, dataDir{dir: *data, db: *dbURL}, db.Sync(strings.ToUpper(*syncMode)), cl.tune, files)
 	if err != nil {
 		ln.Close()
 		return err

@@ -1,0 +1,692 @@
+package community
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // DecodeConfig of GIF dimensions
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits and defaults of PROTOCOL §9 "Files and images".
+const (
+	DefaultMaxUpload   = 25 << 20
+	DefaultUploadQuota = 1 << 30
+	UploadTicketTTL    = 10 * time.Minute
+	MaxAttachments     = 10
+	MaxFileNameBytes   = 255
+	MaxFileTypeBytes   = 255
+	// MaxOpenTickets bounds the tickets a member holds at once, each a row.
+	MaxOpenTickets = 20
+	// FileGrace is how long a file no message or avatar uses is kept.
+	FileGrace = time.Hour
+	// FileSweepInterval is how often the sweep runs.
+	FileSweepInterval = 10 * time.Minute
+)
+
+// ResultUploadTicket is upload's result.
+const ResultUploadTicket = "upload_ticket"
+
+// Upload refusals. Both are ErrInvalidData on the socket; HTTP tells them
+// apart (413 and 507).
+var (
+	ErrTooLarge = fmt.Errorf("%w: larger than the upload allows", ErrInvalidData)
+	ErrQuota    = fmt.Errorf("%w: the upload quota is used up", ErrInvalidData)
+)
+
+// Attachment is a file as messages carry it.
+type Attachment struct {
+	FileID string `json:"file_id"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Type   string `json:"type"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	URL    string `json:"url"`
+}
+
+// File is a stored file, as Download and the upload's reply see it.
+type File struct {
+	Attachment
+	SHA256 string
+	// Path is the file's bytes on this node's disk.
+	Path string
+}
+
+// fileStore is the disk half: DATA/files/<hh>/<sha256>, and tmp/ for
+// uploads in progress.
+type fileStore struct {
+	dir       string
+	maxUpload int64
+	quota     int64
+	// blobMu orders a blob's rename-then-commit against the sweep's
+	// check-then-remove on this node, so a blob a new row names is never
+	// removed under it.
+	blobMu   sync.Mutex
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+func openFileStore(dir string, maxUpload, quota int64) (*fileStore, error) {
+	if maxUpload <= 0 {
+		maxUpload = DefaultMaxUpload
+	}
+	if quota <= 0 {
+		quota = DefaultUploadQuota
+	}
+	fs := &fileStore{dir: dir, maxUpload: maxUpload, quota: quota}
+	// An upload cut short (kill -9) left at most a temp file, which no row
+	// names: start-up removes them all.
+	if err := os.RemoveAll(fs.tmpDir()); err != nil {
+		return nil, fmt.Errorf("community: clear upload temp files: %w", err)
+	}
+	if err := os.MkdirAll(fs.tmpDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("community: files directory: %w", err)
+	}
+	return fs, nil
+}
+
+func (fs *fileStore) tmpDir() string { return filepath.Join(fs.dir, "tmp") }
+
+func (fs *fileStore) blobPath(sum string) string { return filepath.Join(fs.dir, sum[:2], sum) }
+
+// MaxUpload is the largest file an upload may carry.
+func (c *Community) MaxUpload() int64 { return c.svc.files.maxUpload }
+
+// CheckFileName is the rule for a file's name: 1..255 bytes of UTF-8, no
+// slash, backslash or control character.
+func CheckFileName(name string) error {
+	if name == "" || len(name) > MaxFileNameBytes {
+		return fmt.Errorf("%w: a file name is 1 to %d bytes", ErrInvalidData, MaxFileNameBytes)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: a file name must be valid UTF-8", ErrInvalidData)
+	}
+	for _, r := range name {
+		if r == '/' || r == '\\' || unicode.IsControl(r) {
+			return fmt.Errorf("%w: a file name must not contain / \\ or control characters", ErrInvalidData)
+		}
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: a file name must not be . or ..", ErrInvalidData)
+	}
+	return nil
+}
+
+func checkFileType(t string) error {
+	if len(t) > MaxFileTypeBytes {
+		return fmt.Errorf("%w: type is at most %d bytes", ErrInvalidData, MaxFileTypeBytes)
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x20 || t[i] > 0x7e {
+			return fmt.Errorf("%w: type must be printable ASCII", ErrInvalidData)
+		}
+	}
+	return nil
+}
+
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isFileID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// FileURL is where a file is downloaded, relative to the community's
+// HTTP origin.
+func FileURL(id, name string) string { return "/files/" + id + "/" + url.PathEscape(name) }
+
+// usedBytes is the member's quota use: the distinct contents they uploaded.
+func (c *Community) usedBytes(ctx context.Context, q queryer, userID string) (int64, error) {
+	var used int64
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT sha256, size FROM files
+		WHERE community_id = $1 AND uploader_id = $2) d`, c.ID, userID).Scan(&used)
+	if err != nil {
+		return 0, fmt.Errorf("community: upload quota: %w", err)
+	}
+	return used, nil
+}
+
+// createUpload is the text function upload: a ticket for one PUT.
+func createUpload(ctx context.Context, call *Call) (*Result, error) {
+	if !call.Allowed(PermPost) {
+		return nil, fmt.Errorf("%w: uploading needs a higher role", ErrPermission)
+	}
+	var in struct {
+		Name *string `json:"name"`
+		Size *int64  `json:"size"`
+		Type *string `json:"type"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return nil, err
+	}
+	c := call.Community
+	if in.Name == nil {
+		return nil, fmt.Errorf("%w: payload.name is required", ErrInvalidData)
+	}
+	if err := CheckFileName(*in.Name); err != nil {
+		return nil, err
+	}
+	if in.Size == nil || *in.Size < 1 {
+		return nil, fmt.Errorf("%w: payload.size is an integer 1..%d", ErrInvalidData, c.svc.files.maxUpload)
+	}
+	if *in.Size > c.svc.files.maxUpload {
+		return nil, fmt.Errorf("%w: payload.size is at most %d", ErrTooLarge, c.svc.files.maxUpload)
+	}
+	claimed := ""
+	if in.Type != nil {
+		if err := checkFileType(*in.Type); err != nil {
+			return nil, err
+		}
+		claimed = *in.Type
+	}
+	id := randomID()
+	now := c.svc.now()
+	expires := now.Add(UploadTicketTTL).UnixMilli()
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "uploading"); err != nil {
+			return err
+		}
+		var open int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM uploads WHERE community_id = $1 AND user_id = $2 AND expires_at > $3`,
+			c.ID, call.Member.UserID, now.UnixMilli()).Scan(&open); err != nil {
+			return fmt.Errorf("community: count tickets: %w", err)
+		}
+		if open >= MaxOpenTickets {
+			return fmt.Errorf("%w: at most %d upload tickets at once", ErrConflict, MaxOpenTickets)
+		}
+		used, err := c.usedBytes(ctx, tx, call.Member.UserID)
+		if err != nil {
+			return err
+		}
+		if used+*in.Size > c.svc.files.quota {
+			return fmt.Errorf("%w: %d of %d bytes used", ErrQuota, used, c.svc.files.quota)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO uploads(id, community_id, user_id, name, size, claimed_type, expires_at)
+			VALUES($1, $2, $3, $4, $5, $6, $7)`, id, c.ID, call.Member.UserID, *in.Name, *in.Size, claimed, expires)
+		return err
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: ResultUploadTicket, Payload: map[string]any{
+		"upload_id": id, "url": "/api/upload/" + id, "expires_at": expires}}, nil
+}
+
+// Ticket is a claimed upload ticket.
+type Ticket struct {
+	ID     string
+	UserID string
+	Name   string
+	Size   int64
+}
+
+// ClaimUpload spends the ticket id of this community: ErrNotFound when it
+// is unknown, expired or another community's, ErrConflict when used.
+func (c *Community) ClaimUpload(ctx context.Context, id string) (Ticket, error) {
+	t := Ticket{ID: id}
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		var expires int64
+		var claimed sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT user_id, name, size, expires_at, claimed_at FROM uploads WHERE id = $1 AND community_id = $2`,
+			id, c.ID).Scan(&t.UserID, &t.Name, &t.Size, &expires, &claimed)
+		now := c.svc.now().UnixMilli()
+		if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= now {
+			return fmt.Errorf("%w: no upload ticket %q (unknown or expired)", ErrNotFound, id)
+		}
+		if err != nil {
+			return fmt.Errorf("community: read ticket: %w", err)
+		}
+		if claimed.Valid {
+			return fmt.Errorf("%w: the upload ticket was used already", ErrConflict)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND claimed_at IS NULL`, now, id)
+		if err != nil {
+			return fmt.Errorf("community: claim ticket: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: the upload ticket was used already", ErrConflict)
+		}
+		return nil
+	}, nil)
+	return t, err
+}
+
+// sniffer keeps the first 512 bytes written through it.
+type sniffer struct{ head []byte }
+
+func (s *sniffer) Write(p []byte) (int, error) {
+	if n := 512 - len(s.head); n > 0 {
+		s.head = append(s.head, p[:min(n, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// StoreUpload reads the ticket's bytes from body, exactly t.Size of them,
+// and stores them: a temp file, synced, renamed to its content address,
+// the directory synced, then the row committed. Until that commit nothing
+// names the file; a crash leaves a temp file or an unnamed blob.
+func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (File, error) {
+	fs := c.svc.files
+	tmp, err := os.CreateTemp(fs.tmpDir(), "up-*")
+	if err != nil {
+		return File{}, fmt.Errorf("community: temp file: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	h, sn := sha256.New(), &sniffer{}
+	n, err := io.Copy(io.MultiWriter(tmp, h, sn), io.LimitReader(body, t.Size+1))
+	if err != nil {
+		return File{}, fmt.Errorf("community: read upload: %w", err)
+	}
+	if n > t.Size {
+		return File{}, fmt.Errorf("%w: the ticket is for %d bytes", ErrTooLarge, t.Size)
+	}
+	if n < t.Size {
+		return File{}, fmt.Errorf("%w: %d bytes of the ticket's %d arrived", ErrInvalidData, n, t.Size)
+	}
+	if err := tmp.Sync(); err != nil {
+		return File{}, fmt.Errorf("community: sync upload: %w", err)
+	}
+	f := File{SHA256: hex.EncodeToString(h.Sum(nil))}
+	f.FileID, f.Name, f.Size = randomID(), t.Name, t.Size
+	f.Type = http.DetectContentType(sn.head)
+	if isImageType(f.Type) {
+		if _, err := tmp.Seek(0, io.SeekStart); err == nil {
+			f.Width, f.Height = imageSize(tmp, f.Type)
+		}
+	}
+	f.URL, f.Path = FileURL(f.FileID, f.Name), fs.blobPath(f.SHA256)
+	fs.blobMu.Lock()
+	defer fs.blobMu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		return File{}, fmt.Errorf("community: files directory: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), f.Path); err != nil {
+		return File{}, fmt.Errorf("community: store upload: %w", err)
+	}
+	if err := syncDir(filepath.Dir(f.Path)); err != nil {
+		return File{}, err
+	}
+	now := c.svc.now().UnixMilli()
+	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := c.actorNow(ctx, tx, Member{UserID: t.UserID}, PermPost, "uploading"); err != nil {
+			return err
+		}
+		used, err := c.usedBytes(ctx, tx, t.UserID)
+		if err != nil {
+			return err
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE community_id = $1 AND uploader_id = $2 AND sha256 = $3`,
+			c.ID, t.UserID, f.SHA256).Scan(&have); err != nil {
+			return fmt.Errorf("community: upload quota: %w", err)
+		}
+		if have == 0 && used+f.Size > fs.quota {
+			return fmt.Errorf("%w: %d of %d bytes used", ErrQuota, used, fs.quota)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, t.ID); err != nil {
+			return fmt.Errorf("community: spend ticket: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO files(id, community_id, uploader_id, sha256, name, size, type, width, height, created_at, last_used)
+			VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
+			f.FileID, c.ID, t.UserID, f.SHA256, f.Name, f.Size, f.Type, nullInt(f.Width), nullInt(f.Height), now)
+		if err != nil {
+			return fmt.Errorf("community: store file: %w", err)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		c.svc.removeBlobLocked(context.WithoutCancel(ctx), f.SHA256)
+		return File{}, err
+	}
+	return f, nil
+}
+
+func nullInt(v int) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("community: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("community: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeBlobIfUnused removes a blob no files row names.
+func (s *Service) removeBlobIfUnused(ctx context.Context, sum string) {
+	s.files.blobMu.Lock()
+	defer s.files.blobMu.Unlock()
+	s.removeBlobLocked(ctx, sum)
+}
+
+func (s *Service) removeBlobLocked(ctx context.Context, sum string) {
+	var n int
+	if err := s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE sha256 = $1`, sum).Scan(&n); err != nil || n > 0 {
+		return
+	}
+	if err := os.Remove(s.files.blobPath(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		slog.Error("community: remove unused file", slog.String("sha256", sum), slog.Any("err", err))
+	}
+}
+
+// safeImageTypes are the types served inline: images browsers decode
+// without running anything. SVG is not one of them.
+var safeImageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
+
+func isImageType(t string) bool { return safeImageTypes[t] }
+
+// IsInlineType reports whether a sniffed type is served inline, as itself.
+func IsInlineType(t string) bool { return safeImageTypes[t] }
+
+// imageSize reads an image's dimensions from its header only: a
+// decompression bomb costs nothing here.
+func imageSize(r io.Reader, typ string) (int, int) {
+	if typ == "image/webp" {
+		var head [30]byte
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			return 0, 0
+		}
+		return webpSize(head[:])
+	}
+	cfg, _, err := image.DecodeConfig(r)
+	if err != nil {
+		return 0, 0
+	}
+	return cfg.Width, cfg.Height
+}
+
+// webpSize reads a WebP's canvas size (the standard library has no WebP
+// decoder): the VP8X, VP8L or VP8 chunk's header.
+func webpSize(b []byte) (int, int) {
+	if len(b) < 30 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WEBP" {
+		return 0, 0
+	}
+	le24 := func(p []byte) int { return int(p[0]) | int(p[1])<<8 | int(p[2])<<16 }
+	switch string(b[12:16]) {
+	case "VP8X":
+		return 1 + le24(b[24:27]), 1 + le24(b[27:30])
+	case "VP8L":
+		if b[20] != 0x2f {
+			return 0, 0
+		}
+		bits := binary.LittleEndian.Uint32(b[21:25])
+		return 1 + int(bits&0x3fff), 1 + int(bits>>14&0x3fff)
+	case "VP8 ":
+		if !bytes.Equal(b[23:26], []byte{0x9d, 0x01, 0x2a}) {
+			return 0, 0
+		}
+		return int(binary.LittleEndian.Uint16(b[26:28]) & 0x3fff), int(binary.LittleEndian.Uint16(b[28:30]) & 0x3fff)
+	}
+	return 0, 0
+}
+
+// File finds a file of this community by id, for download.
+func (c *Community) File(ctx context.Context, id string) (File, error) {
+	if !isFileID(id) {
+		return File{}, fmt.Errorf("%w: no file %q", ErrNotFound, id)
+	}
+	var f File
+	var w, h sql.NullInt64
+	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT sha256, name, size, type, width, height FROM files WHERE id = $1 AND community_id = $2`,
+		id, c.ID).Scan(&f.SHA256, &f.Name, &f.Size, &f.Type, &w, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return File{}, fmt.Errorf("%w: no file %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("community: read file: %w", err)
+	}
+	f.FileID, f.Width, f.Height = id, int(w.Int64), int(h.Int64)
+	f.URL, f.Path = FileURL(id, f.Name), c.svc.files.blobPath(f.SHA256)
+	return f, nil
+}
+
+// ParseAttachments reads send_message's attachments: absent or null is
+// none; otherwise an array of at most MaxAttachments distinct file ids.
+func ParseAttachments(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var ids []string
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return nil, fmt.Errorf("%w: payload.attachments is an array of file ids", ErrInvalidData)
+	}
+	if len(ids) > MaxAttachments {
+		return nil, fmt.Errorf("%w: at most %d attachments", ErrInvalidData, MaxAttachments)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !isFileID(id) {
+			return nil, fmt.Errorf("%w: no file %q", ErrNotFound, id)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("%w: file %s is attached twice", ErrInvalidData, id)
+		}
+		seen[id] = true
+	}
+	return ids, nil
+}
+
+// attach records a new message's attachments inside its transaction:
+// each file must be one the sender uploaded to this community.
+func (c *Community) attach(ctx context.Context, tx *sql.Tx, userID string, channelID, seq int64, ids []string) ([]Attachment, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := c.svc.now().UnixMilli()
+	out := make([]Attachment, 0, len(ids))
+	for i, id := range ids {
+		var a Attachment
+		var uploader string
+		var w, h sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT uploader_id, name, size, type, width, height FROM files WHERE id = $1 AND community_id = $2`,
+			id, c.ID).Scan(&uploader, &a.Name, &a.Size, &a.Type, &w, &h)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: no file %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("community: read file: %w", err)
+		}
+		if uploader != userID {
+			return nil, fmt.Errorf("%w: only the uploader may attach file %s", ErrPermission, id)
+		}
+		a.FileID, a.Width, a.Height, a.URL = id, int(w.Int64), int(h.Int64), FileURL(id, a.Name)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_files(channel_id, seq, position, file_id) VALUES($1, $2, $3, $4)`,
+			channelID, seq, i, id); err != nil {
+			return nil, fmt.Errorf("community: attach file: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET last_used = $1 WHERE id = $2`, now, id); err != nil {
+			return nil, fmt.Errorf("community: attach file: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// releaseFiles marks a message's files used now, before the message (and
+// with it their message_files rows) is deleted: the grace hour starts.
+func (c *Community) releaseFiles(ctx context.Context, tx *sql.Tx, channelID, seq int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE files SET last_used = $1 WHERE id IN
+		(SELECT file_id FROM message_files WHERE channel_id = $2 AND seq = $3)`, c.svc.now().UnixMilli(), channelID, seq)
+	if err != nil {
+		return fmt.Errorf("community: release files: %w", err)
+	}
+	return nil
+}
+
+// loadAttachments fills in the attachments of a page of messages.
+func (c *Community) loadAttachments(ctx context.Context, ch *Channel, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	lo, hi := msgs[0].Seq, msgs[0].Seq
+	bySeq := make(map[int64]int, len(msgs))
+	for i, m := range msgs {
+		lo, hi = min(lo, m.Seq), max(hi, m.Seq)
+		bySeq[m.Seq] = i
+	}
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT mf.seq, f.id, f.name, f.size, f.type, f.width, f.height
+		FROM message_files mf JOIN files f ON f.id = mf.file_id
+		WHERE mf.channel_id = $1 AND mf.seq >= $2 AND mf.seq <= $3 ORDER BY mf.seq, mf.position`, ch.ID, lo, hi)
+	if err != nil {
+		return fmt.Errorf("community: read attachments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var a Attachment
+		var w, h sql.NullInt64
+		if err := rows.Scan(&seq, &a.FileID, &a.Name, &a.Size, &a.Type, &w, &h); err != nil {
+			return fmt.Errorf("community: read attachments: %w", err)
+		}
+		a.Width, a.Height, a.URL = int(w.Int64), int(h.Int64), FileURL(a.FileID, a.Name)
+		if i, ok := bySeq[seq]; ok {
+			msgs[i].Attachments = append(msgs[i].Attachments, a)
+		}
+	}
+	return rows.Err()
+}
+
+// CollectFiles is the sweep: tickets past their time, and files no message
+// or avatar has used for FileGrace, rows first, then the blobs no row
+// names any more. It returns how many files it deleted.
+func (s *Service) CollectFiles(ctx context.Context) (int, error) {
+	now := s.now()
+	cutoff := now.Add(-FileGrace).UnixMilli()
+	var gone []string
+	err := s.w.do(ctx, func(tx *sql.Tx) error {
+		gone = gone[:0]
+		// A claimed ticket's upload may still be arriving: it is kept an
+		// hour past its expiry, longer than any upload's read deadline.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE expires_at <= $1 AND (claimed_at IS NULL OR expires_at <= $2)`,
+			now.UnixMilli(), cutoff); err != nil {
+			return fmt.Errorf("community: expire tickets: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, sha256 FROM files f WHERE last_used <= $1
+			AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = f.id)
+			AND NOT EXISTS (SELECT 1 FROM members m WHERE m.avatar_file_id = f.id) LIMIT 1000`, cutoff)
+		if err != nil {
+			return fmt.Errorf("community: find unused files: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id, sum string
+			if err := rows.Scan(&id, &sum); err != nil {
+				rows.Close()
+				return fmt.Errorf("community: find unused files: %w", err)
+			}
+			ids, gone = append(ids, id), append(gone, sum)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, id); err != nil {
+				return fmt.Errorf("community: delete unused file: %w", err)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	for _, sum := range gone {
+		s.removeBlobIfUnused(ctx, sum)
+	}
+	return len(gone), nil
+}
+
+// sweepFiles runs CollectFiles every FileSweepInterval until Close.
+func (s *Service) sweepFiles() {
+	defer close(s.files.done)
+	t := time.NewTicker(FileSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.files.stop:
+			return
+		case <-t.C:
+			if _, err := s.CollectFiles(context.Background()); err != nil {
+				slog.Error("community: collect unused files", slog.Any("err", err))
+			}
+		}
+	}
+}
+
+func (s *Service) startFileSweep() {
+	s.files.stop, s.files.done = make(chan struct{}), make(chan struct{})
+	go s.sweepFiles()
+}
+
+func (s *Service) stopFileSweep() {
+	if s.files != nil && s.files.stop != nil {
+		s.files.stopOnce.Do(func() { close(s.files.stop) })
+		<-s.files.done
+	}
+}
+
+// ContentDisposition is RFC 6266's header for name: an ASCII fallback in
+// filename and the UTF-8 name in filename* (RFC 8187's encoding).
+func ContentDisposition(kind, name string) string {
+	var ascii, ext strings.Builder
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
+			ascii.WriteByte('_')
+		} else {
+			ascii.WriteRune(r)
+		}
+	}
+	const attrChar = "!#$&+-.^_`|~"
+	for _, b := range []byte(name) {
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte(attrChar, b) >= 0 {
+			ext.WriteByte(b)
+		} else {
+			fmt.Fprintf(&ext, "%%%02X", b)
+		}
+	}
+	return fmt.Sprintf(`%s; filename="%s"; filename*=UTF-8''%s`, kind, ascii.String(), ext.String())
+}
