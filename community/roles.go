@@ -57,6 +57,7 @@ const (
 	PermManageChannels Permission = "manage_channels" // create, rename, move, delete channels
 	PermSetRole        Permission = "set_role"        //
 	PermMuteOthers     Permission = "mute_others"     // server-mute or disconnect a peer in a call
+	PermPin            Permission = "pin"             // pin and unpin messages
 )
 
 // Permissions maps each permission to the lowest role that has it. This is
@@ -75,6 +76,7 @@ func DefaultPermissions() Permissions {
 		PermKick:           RoleModerator,
 		PermInvite:         RoleModerator,
 		PermMuteOthers:     RoleModerator,
+		PermPin:            RoleModerator,
 		PermManageInvites:  RoleAdmin,
 		PermBan:            RoleAdmin,
 		PermAuditLog:       RoleAdmin,
