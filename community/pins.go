@@ -103,7 +103,7 @@ func pin(ctx context.Context, call *Call, on bool) (*Result, error) {
 func listPins(ctx context.Context, call *Call) (*Result, error) {
 	c, ch := call.Community, call.Channel
 	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+`, p.pinned_by, p.pinned_at
-		FROM pins p JOIN `+messageSource+` ON m.channel_id = p.channel_id AND m.seq = p.seq
+		FROM pins p JOIN messages m ON m.channel_id = p.channel_id AND m.seq = p.seq `+quotedJoin+`
 		WHERE p.channel_id = $1 ORDER BY p.pinned_at DESC, p.seq DESC LIMIT $2`, ch.ID, MaxPins)
 	if err != nil {
 		return nil, fmt.Errorf("community: read pins: %w", err)

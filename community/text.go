@@ -340,7 +340,8 @@ func getMessages(ctx context.Context, call *Call) (*Result, error) {
 // is a reply, the message r it quotes, in the same query.
 const (
 	messageColumns = `m.seq, m.id, m.sender_id, m.body, m.send_time, m.edited_at, m.reply_to, r.sender_id, r.body`
-	messageSource  = `messages m LEFT JOIN messages r ON r.channel_id = m.channel_id AND r.seq = m.reply_seq`
+	messageSource  = `messages m ` + quotedJoin
+	quotedJoin     = `LEFT JOIN messages r ON r.channel_id = m.channel_id AND r.seq = m.reply_seq`
 )
 
 func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
