@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -237,7 +238,28 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := m.LoginCommunity(ctx, "friend", mpriv, invite, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "survives"}); err != nil {
+	sent, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "survives"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reply, a reaction and a pin of it, acknowledged too.
+	firstID := between(string(sent.Data), `"message_id":"`, `"`)
+	for _, f := range []struct{ fn, payload string }{
+		{"send_message", `{"message":"a reply","reply_to":"` + firstID + `"}`},
+		{"add_reaction", `{"message_id":"` + firstID + `","emoji":"👍"}`},
+	} {
+		if _, err := m.Function(ctx, "text", "General", "general", f.fn, json.RawMessage(f.payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.LoginCommunity(ctx, userID, priv, firstInvites(t, data)[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Function(ctx, "text", "General", "general", "pin_message", map[string]string{"message_id": firstID}); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Process.Kill()
@@ -267,6 +289,21 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil || !strings.Contains(string(r.Data), "survives") {
 		t.Fatalf("the message did not survive: %s %v", r.Data, err)
 	}
+	for _, want := range []string{`"reply_to":"` + firstID + `"`, `"emoji":"👍","count":1`} {
+		if !strings.Contains(string(r.Data), want) {
+			t.Fatalf("%s did not survive: %s", want, r.Data)
+		}
+	}
+	if r, err = m.Function(ctx, "text", "General", "general", "list_pins", map[string]string{}); err != nil || !strings.Contains(string(r.Data), `"pinned_by"`) {
+		t.Fatalf("the pin did not survive: %s %v", r.Data, err)
+	}
+}
+
+// between is the text of s after the first before and up to the next after.
+func between(s, before, after string) string {
+	_, rest, _ := strings.Cut(s, before)
+	v, _, _ := strings.Cut(rest, after)
+	return v
 }
 
 func goroot() string {
