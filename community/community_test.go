@@ -262,7 +262,7 @@ func testDeepOffsets(t *testing.T, b dbtest.Backend) {
 		t.Helper()
 		for _, offset := range []int{1000, 1001, 2500, 4949, 4990, 5000, 9000} {
 			got, more := getPage(t, c, ch, map[string]any{"loaded_messages": offset, "amount": 50})
-			rows, err := s.db.Read.Query(`SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 ORDER BY seq DESC LIMIT 51 OFFSET $2`, ch.ID, offset)
+			rows, err := s.db.Read.Query(`SELECT `+messageColumns+` FROM `+messageSource+` WHERE m.channel_id = $1 ORDER BY m.seq DESC LIMIT 51 OFFSET $2`, ch.ID, offset)
 			if err != nil {
 				t.Fatal(err)
 			}

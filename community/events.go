@@ -323,7 +323,7 @@ func backfillMessages(c *Community, key string, after, before int64) ([]*Event, 
 		return nil, fmt.Errorf("community: no channel %d to backfill", id)
 	}
 	rows, err := c.svc.db.Read.QueryContext(context.Background(),
-		`SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4`,
+		`SELECT `+messageColumns+` FROM `+messageSource+` WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq LIMIT $4`,
 		ch.ID, after, before, maxBackfill)
 	if err != nil {
 		return nil, fmt.Errorf("community: backfill %s: %w", key, err)

@@ -60,6 +60,7 @@ const (
 	PermMentionAll     Permission = "mention_everyone" // mention_everyone in send_message
 	PermBypassSlowMode Permission = "bypass_slow_mode" // send in a slow-mode channel without waiting
 	PermTimeout        Permission = "timeout"          // time out a member and lift it
+	PermPin            Permission = "pin"              // pin and unpin messages
 )
 
 // Permissions maps each permission to the lowest role that has it. This is
@@ -81,6 +82,7 @@ func DefaultPermissions() Permissions {
 		PermMentionAll:     RoleModerator,
 		PermBypassSlowMode: RoleModerator,
 		PermTimeout:        RoleModerator,
+		PermPin:            RoleModerator,
 		PermManageInvites:  RoleAdmin,
 		PermBan:            RoleAdmin,
 		PermAuditLog:       RoleAdmin,

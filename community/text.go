@@ -58,6 +58,7 @@ const (
 	// the row is locked already.
 	recordLastID  = `UPDATE channels SET last_id = $2 WHERE id = $1`
 	insertMessage = `INSERT INTO messages(channel_id, seq, id, sender_id, body, send_time) VALUES($1, $2, $3, $4, $5, $6)`
+	insertReply   = `INSERT INTO messages(channel_id, seq, id, sender_id, body, send_time, reply_to, reply_seq) VALUES($1, $2, $3, $4, $5, $6, $7, $8)`
 	// raiseLastSeq keeps a deleted message's seq from coming back; on
 	// PostgreSQL last_seq is always past it already and nothing changes.
 	raiseLastSeq = `UPDATE channels SET last_seq = $2 WHERE id = $1 AND last_seq < $2`
@@ -83,6 +84,10 @@ type Message struct {
 	MentionEveryone bool     `json:"mention_everyone,omitempty"`
 	// Attachments are the message's files (PROTOCOL §9 "Files and images").
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// ReplyTo and Reply: see replies.go.
+	ReplyTo   string      `json:"reply_to,omitempty"`
+	Reply     *ReplyQuote `json:"reply,omitempty"`
+	Reactions []Reaction  `json:"reactions,omitempty"`
 	// Seq is the message's place in its channel's order (1, 2, …, with
 	// gaps where messages were deleted), assigned by the database. It is
 	// not on the wire: message_live carries it inside the process, for a
@@ -157,6 +162,12 @@ func (tc *textCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 		return markRead(ctx, call)
 	case "upload":
 		return createUpload(ctx, call)
+	case "add_reaction", "remove_reaction":
+		return react(ctx, call, call.Function == "add_reaction")
+	case "pin_message", "unpin_message":
+		return pin(ctx, call, call.Function == "pin_message")
+	case "list_pins":
+		return listPins(ctx, call)
 	}
 	return nil, UnknownFunction(CodecText, call.Function)
 }
@@ -219,6 +230,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		Mentions        []string        `json:"mentions"`
 		MentionEveryone bool            `json:"mention_everyone"`
 		Attachments     json.RawMessage `json:"attachments"`
+		ReplyTo         *string         `json:"reply_to"`
 	}
 	if err := call.Decode(&in); err != nil {
 		return nil, err
@@ -237,9 +249,19 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var replyTo *uuid.UUID
+	if in.ReplyTo != nil {
+		r, err := parseMessageID(in.ReplyTo)
+		if err != nil {
+			return nil, err
+		}
+		replyTo = &r
+	}
 	c, ch := call.Community, call.Channel
 	msg := Message{Body: *in.Message, SenderID: call.Member.UserID, Mentions: mentions, MentionEveryone: in.MentionEveryone}
 	var id uuid.UUID
+	var replyID []byte
+	var replySeq sql.NullInt64
 	// The id and time are taken inside the transaction, so on one node ids
 	// increase in the order messages are stored and published, as seqs do.
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
@@ -249,6 +271,14 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		}
 		if err := c.slowModeWait(ctx, tx, ch, actor); err != nil {
 			return err
+		}
+		if replyTo != nil {
+			q, seq, err := quoteOf(ctx, tx, ch, *replyTo)
+			if err != nil {
+				return err
+			}
+			msg.ReplyTo, msg.Reply = replyTo.String(), q
+			replyID, replySeq = replyTo[:], sql.NullInt64{Int64: seq, Valid: true}
 		}
 		var last []byte
 		err = c.svc.db.Row(ctx, tx, nextSeq(c.svc.db), ch.ID).Scan(&msg.Seq, &last)
@@ -272,7 +302,11 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 				return fmt.Errorf("community: number message: %w", err)
 			}
 		}
-		_, err = c.svc.db.Exec(ctx, tx, insertMessage, ch.ID, msg.Seq, id[:], msg.SenderID, msg.Body, msg.SendTime)
+		if replyTo != nil {
+			_, err = c.svc.db.Exec(ctx, tx, insertReply, ch.ID, msg.Seq, id[:], msg.SenderID, msg.Body, msg.SendTime, replyID, replySeq)
+		} else {
+			_, err = c.svc.db.Exec(ctx, tx, insertMessage, ch.ID, msg.Seq, id[:], msg.SenderID, msg.Body, msg.SendTime)
+		}
 		if err != nil {
 			return fmt.Errorf("community: store message: %w", err)
 		}
@@ -334,10 +368,19 @@ func getMessages(ctx context.Context, call *Call) (*Result, error) {
 	if err := call.Community.loadAttachments(ctx, call.Channel, msgs); err != nil {
 		return nil, err
 	}
+	if err := call.Community.addReactions(ctx, call.Channel, msgs, call.Member.UserID); err != nil {
+		return nil, err
+	}
 	return &Result{Result: ResultMessageChunk, Payload: map[string]any{"messages": msgs, "has_more": more}}, nil
 }
 
-const messageColumns = `seq, id, sender_id, body, send_time, edited_at`
+// messageColumns are read FROM messageSource: the message m and, when it
+// is a reply, the message r it quotes, in the same query.
+const (
+	messageColumns = `m.seq, m.id, m.sender_id, m.body, m.send_time, m.edited_at, m.reply_to, r.sender_id, r.body`
+	messageSource  = `messages m ` + quotedJoin
+	quotedJoin     = `LEFT JOIN messages r ON r.channel_id = m.channel_id AND r.seq = m.reply_seq`
+)
 
 func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
 	defer rows.Close()
@@ -346,7 +389,9 @@ func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
 		var m Message
 		var id []byte
 		var edited sql.NullInt64
-		if err := rows.Scan(&m.Seq, &id, &m.SenderID, &m.Body, &m.SendTime, &edited); err != nil {
+		var replyTo []byte
+		var replySender, replyBody sql.NullString
+		if err := rows.Scan(&m.Seq, &id, &m.SenderID, &m.Body, &m.SendTime, &edited, &replyTo, &replySender, &replyBody); err != nil {
 			return nil, false, fmt.Errorf("community: read messages: %w", err)
 		}
 		u, err := uuid.FromBytes(id)
@@ -356,6 +401,9 @@ func scanMessages(rows *sql.Rows, amount int) ([]Message, bool, error) {
 		m.ID = u.String()
 		if edited.Valid {
 			m.EditedAt = &edited.Int64
+		}
+		if err := m.setReply(replyTo, replySender, replyBody); err != nil {
+			return nil, false, err
 		}
 		out = append(out, m)
 	}
@@ -382,8 +430,8 @@ func (c *Community) messagesBefore(ctx context.Context, ch *Channel, before uuid
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, ch.ID, seq, amount+1)
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageSource+`
+		WHERE m.channel_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3`, ch.ID, seq, amount+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
@@ -400,15 +448,15 @@ func (c *Community) messagesAt(ctx context.Context, ch *Channel, offset, amount 
 		if !ok {
 			return []Message{}, false, nil
 		}
-		rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-			WHERE channel_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3`, ch.ID, newest, amount+1)
+		rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageSource+`
+			WHERE m.channel_id = $1 AND m.seq <= $2 ORDER BY m.seq DESC LIMIT $3`, ch.ID, newest, amount+1)
 		if err != nil {
 			return nil, false, fmt.Errorf("community: read messages: %w", err)
 		}
 		return scanMessages(rows, amount)
 	}
-	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3`, ch.ID, amount+1, offset)
+	rows, err := c.svc.db.Read.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageSource+`
+		WHERE m.channel_id = $1 ORDER BY m.seq DESC LIMIT $2 OFFSET $3`, ch.ID, amount+1, offset)
 	if err != nil {
 		return nil, false, fmt.Errorf("community: read messages: %w", err)
 	}
@@ -508,6 +556,7 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 	}
 	c, ch := call.Community, call.Channel
 	var seq int64
+	var unpinned bool
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "deleting")
 		if err != nil {
@@ -523,6 +572,9 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 			return fmt.Errorf("%w: only moderators may delete others' messages", ErrPermission)
 		}
 		if err := c.releaseFiles(ctx, tx, ch.ID, seq); err != nil {
+			return err
+		}
+		if unpinned, err = dropReactionsAndPin(ctx, tx, ch, seq); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE channel_id = $1 AND seq = $2`, ch.ID, seq); err != nil {
@@ -541,6 +593,9 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 	}, func() {
 		c.offsets.removed(ch.ID, seq)
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageDeleted, Payload: map[string]string{"message_id": id.String()}, Seq: seq})
+		if unpinned {
+			c.publish(Event{Channel: ch.Ref(), Result: ResultPinsChanged, Payload: pinsChanged{MessageID: id.String(), PinnedBy: call.Member.UserID}})
+		}
 	})
 	if err != nil {
 		return nil, err

@@ -516,6 +516,12 @@ class Community {
       case "message_deleted":
         if (inView) view.change(d.result, d.payload);
         break;
+      case "reaction_changed":
+        if (inView) view.flush(), reactionChanged(d.payload);
+        break;
+      case "pins_changed":
+        if (inView && pins.box) showPins();
+        break;
       case "typing":
         seen(this, d.payload.user_id);
         this.typing.set(`${key}|${d.payload.user_id}`, Date.now());
@@ -769,6 +775,8 @@ const view = {
     $("message").focus();
   },
   close() {
+    cancelReply();
+    closePins();
     this.channel = null;
     this.key = "";
     this.incoming = [];
@@ -801,13 +809,16 @@ const view = {
       };
       actions.append(edit);
     }
+    messageActions(this, msg, actions);
     if (mine || ["owner", "admin", "moderator"].includes(this.com.role)) {
       const del = el("button", { textContent: "delete", ariaLabel: "Delete message" });
       del.onclick = () => this.com.fn(this.channel.path, this.channel.name, "text", "delete_message", { message_id: msg.message_id }).catch((err) => say(explain(err)));
       actions.append(del);
     }
+    if (msg.reply) text.prepend(quoteNode(this.com, msg.reply));
     li.append(day, avatarNode(who), head, time("gutter-time"), text);
     if (msg.attachments?.length) li.append(attachmentsNode(this.com, msg.attachments));
+    li.append(reactionsNode(msg.reactions));
     if (actions.childElementCount) li.append(actions);
     return li;
   },
@@ -864,6 +875,133 @@ const view = {
     list.scrollTop = list.scrollHeight - height;
   },
 };
+
+// --- replies, reactions and pins (PROTOCOL §9 "Replies, reactions and pins") -----------
+
+const MODERATORS = ["owner", "admin", "moderator"];
+const replying = { to: "" };
+
+function channelFn(func, payload) {
+  return view.com.fn(view.channel.path, view.channel.name, "text", func, payload).catch((err) => say(explain(err)));
+}
+
+// quoteNode is the line a reply shows of the message it answers; a click
+// scrolls to that message when it is loaded.
+function quoteNode(com, reply) {
+  const q = el("button", { type: "button", className: "quote" });
+  if (reply.deleted) q.textContent = "↪ (deleted message)";
+  else q.append("↪ ", el("span", { className: "who", textContent: person(com, reply.sender_id).name }), " ", reply.message);
+  q.onclick = () => {
+    const target = $("messages").querySelector(`li[data-id="${reply.message_id}"]`);
+    if (target) target.scrollIntoView({ block: "center" }), target.classList.add("flash"), setTimeout(() => target.classList.remove("flash"), 1200);
+  };
+  return q;
+}
+
+function reactionsNode(reactions = []) {
+  const box = el("div", { className: "reactions" });
+  for (const r of reactions) box.append(chip(r.emoji, r.count, r.mine));
+  return box;
+}
+
+function chip(emoji, count, mine) {
+  const b = el("button", { type: "button", className: "chip", textContent: `${emoji} ${count}`, ariaLabel: `${emoji} ${count}` });
+  b.dataset.emoji = emoji;
+  b.dataset.count = count;
+  b.setAttribute("aria-pressed", String(mine));
+  b.onclick = () => {
+    const li = b.closest("li.msg");
+    channelFn(b.getAttribute("aria-pressed") === "true" ? "remove_reaction" : "add_reaction", { message_id: li.dataset.id, emoji });
+  };
+  return b;
+}
+
+function reactionChanged(p) {
+  const li = $("messages").querySelector(`li[data-id="${p.message_id}"]`);
+  if (!li) return;
+  const box = li.querySelector(".reactions");
+  const old = [...box.children].find((c) => c.dataset.emoji === p.emoji);
+  const mine = p.user_id === state.me.userID ? p.added : old?.getAttribute("aria-pressed") === "true";
+  if (!p.count) return old?.remove();
+  const next = chip(p.emoji, p.count, mine);
+  if (old) old.replaceWith(next);
+  else box.append(next);
+}
+
+function messageActions(v, msg, actions) {
+  const reply = el("button", { type: "button", textContent: "reply", ariaLabel: "Reply" });
+  reply.onclick = () => startReply(v.com, msg);
+  const react = el("button", { type: "button", textContent: "react", ariaLabel: "Add reaction" });
+  react.onclick = () => {
+    if (emoji.box) return closeEmoji();
+    const box = (emoji.box = emojiPicker((e) => (channelFn("add_reaction", { message_id: msg.message_id, emoji: e }), closeEmoji()), () => closeEmoji()));
+    document.body.append(box);
+    const r = react.getBoundingClientRect();
+    box.style.left = `${Math.max(8, Math.min(r.left, innerWidth - box.offsetWidth - 8))}px`;
+    box.style.top = `${Math.max(8, r.top - box.offsetHeight - 8)}px`;
+    box.focusFirst();
+  };
+  actions.append(reply, react);
+  if (MODERATORS.includes(v.com.role)) {
+    const pin = el("button", { type: "button", textContent: "pin", ariaLabel: "Pin or unpin" });
+    pin.onclick = async () => {
+      const list = await channelFn("list_pins", {});
+      const pinned = list?.data.payload.pins.some((p) => p.message_id === msg.message_id);
+      channelFn(pinned ? "unpin_message" : "pin_message", { message_id: msg.message_id });
+    };
+    actions.append(pin);
+  }
+}
+
+function startReply(com, msg) {
+  replying.to = msg.message_id;
+  let bar = $("reply-bar");
+  if (!bar) {
+    bar = el("div", { id: "reply-bar", className: "reply-bar" });
+    $("composer").prepend(bar);
+  }
+  const cancel = el("button", { type: "button", className: "quiet", textContent: "✕", ariaLabel: "Cancel reply" });
+  cancel.onclick = cancelReply;
+  bar.replaceChildren(el("span", { textContent: `Replying to ${person(com, msg.sender_id).name}` }), cancel);
+  $("message").focus();
+}
+
+function cancelReply() {
+  replying.to = "";
+  $("reply-bar")?.remove();
+}
+
+const pins = { box: null };
+
+async function showPins() {
+  const m = await channelFn("list_pins", {});
+  if (!m || !view.channel) return;
+  if (!pins.box) {
+    pins.box = el("aside", { id: "pins", className: "popover pins" });
+    pins.box.setAttribute("aria-label", "Pinned messages");
+    document.body.append(pins.box);
+  }
+  const list = el("ul");
+  for (const p of m.data.payload.pins) {
+    const item = el("li", {}, el("span", { className: "who", textContent: person(view.com, p.sender_id).name }), " ", p.message);
+    item.onclick = () => $("messages").querySelector(`li[data-id="${p.message_id}"]`)?.scrollIntoView({ block: "center" });
+    list.append(item);
+  }
+  const close = el("button", { type: "button", className: "quiet", textContent: "✕", ariaLabel: "Close pins" });
+  close.onclick = closePins;
+  pins.box.replaceChildren(el("h3", { textContent: "Pinned" }), close, m.data.payload.pins.length ? list : el("p", { textContent: "No pins yet." }));
+}
+
+function closePins() {
+  pins.box?.remove();
+  pins.box = null;
+}
+
+function wirePins() {
+  const b = el("button", { id: "pins-button", type: "button", className: "quiet", textContent: "📌", title: "Pins", ariaLabel: "Pins" });
+  b.onclick = () => (pins.box ? closePins() : view.channel && showPins());
+  $("members-button").before(b);
+}
 
 // setPane picks what a phone shows: "nav" (communities and channels),
 // "channel" or "members". Wider screens show them side by side and only
@@ -1263,6 +1401,7 @@ async function loginWith(text) {
 }
 
 function wire() {
+  wirePins();
   $("login-button").onclick = async () => {
     const f = $("keyfile").files[0];
     loginWith(f ? await f.text() : $("keytext").value);
@@ -1313,6 +1452,8 @@ function wire() {
     const payload = { message: text };
     const named = mentionedIn(view.com, text);
     if (named.length) payload.mentions = named;
+    if (replying.to) payload.reply_to = replying.to;
+    cancelReply();
     view.com.fn(view.channel.path, view.channel.name, "text", "send_message", payload).catch((err) => {
       input.value = text;
       say(err.type === "error_rate_limited" && err.data?.retry_after ? `Slow mode: wait ${Math.ceil(err.data.retry_after / 1000)} s` : explain(err));

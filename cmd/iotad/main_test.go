@@ -238,7 +238,28 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := m.LoginCommunity(ctx, "friend", mpriv, invite, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "survives"}); err != nil {
+	sent, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "survives"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reply, a reaction and a pin of it, acknowledged too.
+	firstID := between(string(sent.Data), `"message_id":"`, `"`)
+	for _, f := range []struct{ fn, payload string }{
+		{"send_message", `{"message":"a reply","reply_to":"` + firstID + `"}`},
+		{"add_reaction", `{"message_id":"` + firstID + `","emoji":"👍"}`},
+	} {
+		if _, err := m.Function(ctx, "text", "General", "general", f.fn, json.RawMessage(f.payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := client.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.LoginCommunity(ctx, userID, priv, firstInvites(t, data)[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Function(ctx, "text", "General", "general", "pin_message", map[string]string{"message_id": firstID}); err != nil {
 		t.Fatal(err)
 	}
 	// A read marker and a timeout, acknowledged (PROTOCOL §9 "Mentions
@@ -251,7 +272,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := other.LoginCommunity(ctx, "other", opriv, invite, nil); err != nil {
 		t.Fatal(err)
 	}
-	sent, err := other.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "read"})
+	sent, err = other.Function(ctx, "text", "General", "general", "send_message", map[string]string{"message": "read"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,14 +285,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := m.Function(ctx, "text", "General", "general", "mark_read", map[string]string{"message_id": sentID.Payload.MessageID}); err != nil {
 		t.Fatal(err)
 	}
-	owner, err := client.Dial(ctx, "ws://"+addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.LoginCommunity(ctx, userID, priv, firstInvites(t, data)[0], nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.Function(ctx, "community", "", "", "timeout", map[string]any{"user_id": "other", "duration": 3600}); err != nil {
+	if _, err := o.Function(ctx, "community", "", "", "timeout", map[string]any{"user_id": "other", "duration": 3600}); err != nil {
 		t.Fatal(err)
 	}
 	// An acknowledged upload, a message with it attached and a profile.
@@ -324,6 +338,11 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil || !strings.Contains(string(r.Data), "survives") || !strings.Contains(string(r.Data), fileID) {
 		t.Fatalf("the message did not survive: %s %v", r.Data, err)
 	}
+	for _, want := range []string{`"reply_to":"` + firstID + `"`, `"emoji":"👍","count":1`} {
+		if !strings.Contains(string(r.Data), want) {
+			t.Fatalf("%s did not survive: %s", want, r.Data)
+		}
+	}
 	resp, err := http.Get("http://" + addr + "/files/" + fileID + "/f.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +355,9 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	r, err = m.Function(ctx, "community", "", "", "list_members", nil)
 	if err != nil || !strings.Contains(string(r.Data), "Kept Name") {
 		t.Fatalf("the profile did not survive: %s %v", r.Data, err)
+	}
+	if r, err = m.Function(ctx, "text", "General", "general", "list_pins", map[string]string{}); err != nil || !strings.Contains(string(r.Data), `"pinned_by"`) {
+		t.Fatalf("the pin did not survive: %s %v", r.Data, err)
 	}
 }
 
@@ -367,6 +389,14 @@ func uploadForKill9(ctx context.Context, t *testing.T, m *client.Client, addr st
 		t.Fatalf("upload: %d %v", resp.StatusCode, err)
 	}
 	return up.FileID
+
+}
+
+// between is the text of s after the first before and up to the next after.
+func between(s, before, after string) string {
+	_, rest, _ := strings.Cut(s, before)
+	v, _, _ := strings.Cut(rest, after)
+	return v
 }
 
 func goroot() string {
