@@ -56,7 +56,9 @@ const unreadAll = `SELECT c.id,
 
 // Unread is userID's counts in every text channel, by channel id.
 func (c *Community) Unread(ctx context.Context, userID string) (map[int64]UnreadCounts, error) {
-	rows, err := c.svc.db.Read.QueryContext(ctx, unreadAll, c.ID, userID, MaxUnreadCount)
+	// Prepared once: every login runs it, and parsing it was a quarter of
+	// a returning member's login.
+	rows, err := c.svc.db.ReadQuery(ctx, unreadAll, c.ID, userID, MaxUnreadCount)
 	if err != nil {
 		return nil, fmt.Errorf("community: count unread: %w", err)
 	}

@@ -148,18 +148,38 @@ func (d *DB) ReadRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if d.Dialect == Postgres {
 		return d.Read.QueryRowContext(ctx, query, args...) // pgx keeps the statement
 	}
+	st, err := d.readStmt(ctx, query)
+	if err != nil {
+		return d.Read.QueryRowContext(ctx, query, args...) // carries the error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// ReadQuery is ReadRow for a query of several rows.
+func (d *DB) ReadQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if d.Dialect == Postgres {
+		return d.Read.QueryContext(ctx, query, args...)
+	}
+	st, err := d.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (d *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := d.readStmts.Load(query); ok {
-		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+		return st.(*sql.Stmt), nil
 	}
 	st, err := d.Read.PrepareContext(ctx, positional(query))
 	if err != nil {
-		return d.Read.QueryRowContext(ctx, query, args...) // carries the error
+		return nil, err
 	}
 	if prev, loaded := d.readStmts.LoadOrStore(query, st); loaded {
 		st.Close()
 		st = prev.(*sql.Stmt)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return st, nil
 }
 
 // Queryer is what reads a row: a write transaction or a pool.
