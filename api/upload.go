@@ -164,7 +164,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, c *communityAP
 	}
 	file, err := os.Open(f.Path)
 	if err != nil {
-		s.log.Error("open stored file", slog.String("file_id", f.FileID), slog.Any("err", err))
+		// The file id is what lets anyone download the file, so the log
+		// names the bytes by their hash instead.
+		s.log.Error("open stored file", slog.String("sha256", f.SHA256), slog.Any("err", err))
 		http.Error(w, "the file's bytes are missing on this node", http.StatusInternalServerError)
 		return
 	}
