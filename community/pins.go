@@ -35,13 +35,7 @@ func pin(ctx context.Context, call *Call, on bool) (*Result, error) {
 	if !call.Allowed(PermPin) {
 		return nil, fmt.Errorf("%w: pinning needs a higher role", ErrPermission)
 	}
-	var in struct {
-		MessageID *string `json:"message_id"`
-	}
-	if err := call.Decode(&in); err != nil {
-		return nil, err
-	}
-	id, err := parseMessageID(in.MessageID)
+	id, err := decodeMessageID(call)
 	if err != nil {
 		return nil, err
 	}

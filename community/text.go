@@ -210,6 +210,18 @@ func checkBody(body *string) error {
 	return nil
 }
 
+// decodeMessageID reads a payload that is {message_id} alone (delete,
+// pin, unpin, mark_read).
+func decodeMessageID(call *Call) (uuid.UUID, error) {
+	var in struct {
+		MessageID *string `json:"message_id"`
+	}
+	if err := call.Decode(&in); err != nil {
+		return uuid.UUID{}, err
+	}
+	return parseMessageID(in.MessageID)
+}
+
 func parseMessageID(s *string) (uuid.UUID, error) {
 	if s == nil {
 		return uuid.UUID{}, fmt.Errorf("%w: payload.message_id is required", ErrInvalidData)
@@ -544,13 +556,7 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 	if !call.Allowed(PermPost) {
 		return nil, fmt.Errorf("%w: deleting needs a higher role", ErrPermission)
 	}
-	var in struct {
-		MessageID *string `json:"message_id"`
-	}
-	if err := call.Decode(&in); err != nil {
-		return nil, err
-	}
-	id, err := parseMessageID(in.MessageID)
+	id, err := decodeMessageID(call)
 	if err != nil {
 		return nil, err
 	}

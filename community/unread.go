@@ -136,23 +136,12 @@ func (c *Community) startReadMarkers(ctx context.Context, tx *sql.Tx, userID str
 	return nil
 }
 
-// parseMarkRead reads mark_read's payload.
-func parseMarkRead(call *Call) (uuid.UUID, error) {
-	var in struct {
-		MessageID *string `json:"message_id"`
-	}
-	if err := call.Decode(&in); err != nil {
-		return uuid.UUID{}, err
-	}
-	return parseMessageID(in.MessageID)
-}
-
 // markRead moves the caller's marker forward to a message of the channel;
 // one older than the marker changes nothing. The result says where the
 // marker stands and what is left unread after it, and the member's other
 // sockets, on any node, hear the same as read_changed.
 func markRead(ctx context.Context, call *Call) (*Result, error) {
-	id, err := parseMarkRead(call)
+	id, err := decodeMessageID(call)
 	if err != nil {
 		return nil, err
 	}
