@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,28 +119,35 @@ func standbyControl(data string, svc api.Services, srv *api.Server, logger *slog
 				continue
 			}
 			logger.Info("took over the admin socket of this data directory", slog.String("path", path))
-			owner, _ := ln.(interface{ OwnsPath() bool })
-			sctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- api.ServeControl(sctx, ln, api.NewControl(svc, srv, logger)) }()
-		serving:
-			for {
-				select {
-				case err := <-done:
-					stop()
-					if ctx.Err() != nil {
-						return err
-					}
-					logger.Warn("admin socket", slog.Any("err", err))
-					break serving
-				case <-tick.C:
-					if owner != nil && !owner.OwnsPath() {
-						logger.Info("another node took over the admin socket; standing by")
-						stop()
-						<-done
-						break serving
-					}
-				}
+			if err := serveWhileOwned(ctx, ln, api.NewControl(svc, srv, logger), logger); ctx.Err() != nil {
+				return err
+			}
+		}
+	}
+}
+
+// serveWhileOwned serves the admin socket ln until ctx ends, serving
+// fails, or another node's socket file replaces ln's.
+func serveWhileOwned(ctx context.Context, ln net.Listener, ctl *api.Control, logger *slog.Logger) error {
+	owner, _ := ln.(interface{ OwnsPath() bool })
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- api.ServeControl(sctx, ln, ctl) }()
+	check := time.NewTicker(controlTakeover)
+	defer check.Stop()
+	for {
+		select {
+		case err := <-done:
+			if ctx.Err() == nil {
+				logger.Warn("admin socket", slog.Any("err", err))
+			}
+			return err
+		case <-check.C:
+			if owner != nil && !owner.OwnsPath() {
+				logger.Info("another node took over the admin socket; standing by")
+				stop()
+				return <-done
 			}
 		}
 	}
