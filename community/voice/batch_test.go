@@ -89,7 +89,11 @@ func TestBatchConnNestedHolds(t *testing.T) {
 	if len(sfu.queue) != 1 {
 		t.Fatal("released while another forwarder still held the conn")
 	}
-	sfu.WriteToAddrPort([]byte("b"), to)
+	// net.PacketConn's WriteTo queues the same way.
+	sfu.WriteTo([]byte("b"), net.UDPAddrFromAddrPort(to))
+	if len(sfu.queue) != 2 {
+		t.Fatal("WriteTo during a hold went out at once")
+	}
 	sfu.release()
 	if got := readAll(t, peer, 2); got[0] != "a" || got[1] != "b" {
 		t.Fatalf("got %q", got)
