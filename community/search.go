@@ -197,6 +197,9 @@ func (c *Community) Search(ctx context.Context, actor Member, payload json.RawMe
 	}
 	ctx, cancel := context.WithTimeout(ctx, searchTimeout)
 	defer cancel()
+	if err := c.svc.search.catchUp(ctx); err != nil {
+		return nil, false, searchFailed(ctx, err)
+	}
 	set := channelSet(c.svc.db, channels)
 	before := int64(1<<63 - 1)
 	if in.Before != nil {
