@@ -1,17 +1,22 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iotad/iotad/api"
 	"github.com/iotad/iotad/api/client"
 	"github.com/iotad/iotad/community"
 )
@@ -281,5 +286,134 @@ func TestProfileChanged(t *testing.T) {
 		if _, err := bob.root(t, "set_profile", tc.payload); errType(err) != tc.want {
 			t.Errorf("%v: %s, want %s", tc.payload, errType(err), tc.want)
 		}
+	}
+}
+
+// rawPut starts a PUT of size bytes to url on its own connection and
+// waits for the server's first answer: "100 Continue" means the upload is
+// admitted and its body is being read (Go's server sends it at the first
+// read of the body), anything else is the final status.
+func (e *testEnv) rawPut(t testing.TB, url string, size int) (net.Conn, *bufio.Reader, int) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.http, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
+		url, strings.TrimPrefix(e.http, "http://"), size)
+	br := bufio.NewReader(conn)
+	return conn, br, readStatus(t, br)
+}
+
+// readStatus reads a response's status line and skips its headers.
+func readStatus(t testing.TB, br *bufio.Reader) int {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer to the PUT: %v", err)
+	}
+	var status int
+	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d", &status); err != nil {
+		t.Fatalf("status line %q", line)
+	}
+	for {
+		h, err := br.ReadString('\n')
+		if err != nil || h == "\r\n" {
+			return status
+		}
+	}
+}
+
+// TestUploadsAtOnce: a member's fourth upload at once, and an address's
+// ninth, get 429 and keep their ticket for the retry.
+func TestUploadsAtOnce(t *testing.T) {
+	env := newEnv(t, nil)
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	members := []*member{env.join(community.RoleMember), env.join(community.RoleMember), env.join(community.RoleMember), env.join(community.RoleMember)}
+	alice, bob := members[0], members[1]
+	const size = 100
+	stalled := func(m *member) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		tk, err := m.ticket(t, "a.bin", size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, br, status := env.rawPut(t, tk.URL, size)
+		if status != http.StatusContinue {
+			t.Fatalf("upload of %s refused: %d", m.ID[:8], status)
+		}
+		return conn, br
+	}
+	var open []net.Conn
+	var readers []*bufio.Reader
+	for range 3 {
+		c, br := stalled(alice)
+		open, readers = append(open, c), append(readers, br)
+	}
+	tk, _ := alice.ticket(t, "fourth.bin", size)
+	if _, _, status := env.rawPut(t, tk.URL, size); status != http.StatusTooManyRequests {
+		t.Fatalf("a member's fourth upload at once: %d, want 429", status)
+	}
+	// Another member is not held up by alice's.
+	for range 3 {
+		stalled(bob)
+	}
+	stalled(members[2])
+	stalled(members[2])
+	// Eight from 127.0.0.1 now: the ninth, of a member with none, waits.
+	tk9, _ := members[3].ticket(t, "ninth.bin", size)
+	if _, _, status := env.rawPut(t, tk9.URL, size); status != http.StatusTooManyRequests {
+		t.Fatalf("an address's ninth upload at once: %d, want 429", status)
+	}
+	// One of alice's ends: her refused ticket is still good. The reply
+	// comes after the handler returned, so the gate has let go.
+	open[0].Write(bytes.Repeat([]byte("x"), size))
+	if status := readStatus(t, readers[0]); status != http.StatusOK {
+		t.Fatalf("finishing an upload: %d", status)
+	}
+	res, out := env.put(t, tk.URL, bytes.Repeat([]byte("y"), size), false)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("retry of the refused ticket: %d %s", res.StatusCode, out)
+	}
+}
+
+// TestUploadStalls: a PUT that stops sending is cut off at its deadline;
+// it leaves no temp file and no file, and its ticket is spent.
+func TestUploadStalls(t *testing.T) {
+	env := newEnv(t, func(c *api.Config) { c.UploadTimeout = 200 * time.Millisecond })
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	alice := env.join(community.RoleMember)
+	const size = 1000
+	tk, err := alice.ticket(t, "slow.bin", size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, br, status := env.rawPut(t, tk.URL, size)
+	if status != http.StatusContinue {
+		t.Fatalf("upload refused: %d", status)
+	}
+	conn.Write(bytes.Repeat([]byte("x"), size/2))
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if status := readStatus(t, br); status != http.StatusRequestTimeout {
+		t.Fatalf("stalled upload: %d, want 408", status)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("cut off after %v", waited)
+	}
+	if left, _ := os.ReadDir(filepath.Join(env.dir, "files", "tmp")); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
+	}
+	if blobs, _ := filepath.Glob(filepath.Join(env.dir, "files", "??", "*")); len(blobs) != 0 {
+		t.Fatalf("blobs left: %v", blobs)
+	}
+	if res, _ := env.put(t, tk.URL, bytes.Repeat([]byte("x"), size), false); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("the stalled upload's ticket again: %d, want 404", res.StatusCode)
+	}
+	if bytes.Contains(env.logs.Bytes(), []byte("store upload")) {
+		t.Fatalf("a client's stall was logged as a server error:\n%s", env.logs.Bytes())
 	}
 }

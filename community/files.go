@@ -253,26 +253,42 @@ type Ticket struct {
 	Size   int64
 }
 
+// UploadTicket reads the ticket id of this community without spending it,
+// so that the PUT can be turned away (too many at once) and retried with
+// the same ticket: ErrNotFound when it is unknown, expired or another
+// community's, ErrConflict when used.
+func (c *Community) UploadTicket(ctx context.Context, id string) (Ticket, error) {
+	return c.readTicket(ctx, c.svc.db.Read, id)
+}
+
+func (c *Community) readTicket(ctx context.Context, q queryer, id string) (Ticket, error) {
+	t := Ticket{ID: id}
+	var expires int64
+	var claimed sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT user_id, name, size, expires_at, claimed_at FROM uploads WHERE id = $1 AND community_id = $2`,
+		id, c.ID).Scan(&t.UserID, &t.Name, &t.Size, &expires, &claimed)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= c.svc.now().UnixMilli() {
+		return Ticket{}, fmt.Errorf("%w: no upload ticket %q (unknown or expired)", ErrNotFound, id)
+	}
+	if err != nil {
+		return Ticket{}, fmt.Errorf("community: read ticket: %w", err)
+	}
+	if claimed.Valid {
+		return Ticket{}, fmt.Errorf("%w: the upload ticket was used already", ErrConflict)
+	}
+	return t, nil
+}
+
 // ClaimUpload spends the ticket id of this community: ErrNotFound when it
 // is unknown, expired or another community's, ErrConflict when used.
 func (c *Community) ClaimUpload(ctx context.Context, id string) (Ticket, error) {
-	t := Ticket{ID: id}
+	var t Ticket
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		var expires int64
-		var claimed sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT user_id, name, size, expires_at, claimed_at FROM uploads WHERE id = $1 AND community_id = $2`,
-			id, c.ID).Scan(&t.UserID, &t.Name, &t.Size, &expires, &claimed)
-		now := c.svc.now().UnixMilli()
-		if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= now {
-			return fmt.Errorf("%w: no upload ticket %q (unknown or expired)", ErrNotFound, id)
+		var err error
+		if t, err = c.readTicket(ctx, tx, id); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("community: read ticket: %w", err)
-		}
-		if claimed.Valid {
-			return fmt.Errorf("%w: the upload ticket was used already", ErrConflict)
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND claimed_at IS NULL`, now, id)
+		res, err := tx.ExecContext(ctx, `UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND claimed_at IS NULL`, c.svc.now().UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("community: claim ticket: %w", err)
 		}
@@ -282,6 +298,20 @@ func (c *Community) ClaimUpload(ctx context.Context, id string) (Ticket, error) 
 		return nil
 	}, nil)
 	return t, err
+}
+
+// DropTicket deletes a claimed ticket whose upload failed: it is spent,
+// and a PUT that tries it again is told so (404) rather than that it is
+// still uploading (409).
+func (c *Community) DropTicket(ctx context.Context, id string) {
+	ctx = context.WithoutCancel(ctx)
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+		return err
+	}, nil)
+	if err != nil {
+		slog.Error("community: drop a failed upload's ticket", slog.String("community", c.ID), slog.Any("err", err))
+	}
 }
 
 // sniffer keeps the first 512 bytes written through it.
@@ -298,7 +328,14 @@ func (s *sniffer) Write(p []byte) (int, error) {
 // and stores them: a temp file, synced, renamed to its content address,
 // the directory synced, then the row committed. Until that commit nothing
 // names the file; a crash leaves a temp file or an unnamed blob.
-func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (File, error) {
+//
+// Whatever the outcome, the ticket is spent: a failed upload deletes it.
+func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (_ File, err error) {
+	defer func() {
+		if err != nil {
+			c.DropTicket(ctx, t.ID)
+		}
+	}()
 	fs := c.svc.files
 	tmp, err := os.CreateTemp(fs.tmpDir(), "up-*")
 	if err != nil {
