@@ -63,9 +63,44 @@ func (s *Server) fileRoutes(r chi.Router, c *communityAPI) {
 	if c == nil {
 		return
 	}
-	r.Put("/api/upload/{upload_id}", func(w http.ResponseWriter, r *http.Request) { s.upload(w, r, c) })
+	r.Put("/api/upload/{upload_id}", func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowCORS(w, r) {
+			uploadError(w, http.StatusForbidden, ErrTypePermission, "this origin may not upload here")
+			return
+		}
+		s.upload(w, r, c)
+	})
+	r.Options("/api/upload/{upload_id}", func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowCORS(w, r) {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "PUT")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	})
 	r.Get("/files/{file_id}/{name}", func(w http.ResponseWriter, r *http.Request) { s.download(w, r, c) })
 	r.Head("/files/{file_id}/{name}", func(w http.ResponseWriter, r *http.Request) { s.download(w, r, c) })
+}
+
+// allowCORS lets the page served on another of iotad's ports (or an origin
+// the operator allowed) upload to this community's port, as checkOrigin
+// lets it open the socket; the ticket stays the credential. A request
+// with no Origin, or the port's own, needs nothing.
+func (s *Server) allowCORS(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if !s.checkOrigin(r) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	return true
 }
 
 type uploadReply struct {
@@ -188,7 +223,12 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, c *communityAP
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	// cross-origin: the page on iotad's main port shows the images of a
+	// community on a port of its own, and Chromium holds two ports of an
+	// IP address to be two sites, so same-site would block them. It gives
+	// nothing away: the id in the url is the capability, and whoever has
+	// the url can fetch the file without any page.
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	h.Set("ETag", `"`+f.SHA256+`"`)
 	if community.IsInlineType(f.Type) {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -244,7 +245,7 @@ func TestDownloadHeaders(t *testing.T) {
 		h := res.Header
 		if h.Get("Content-Type") != tc.served || !strings.HasPrefix(h.Get("Content-Disposition"), tc.disposition+"; filename=") ||
 			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") != "default-src 'none'; sandbox" ||
-			h.Get("Cross-Origin-Resource-Policy") != "same-origin" || !strings.Contains(h.Get("Cache-Control"), "immutable") {
+			h.Get("Cross-Origin-Resource-Policy") != "cross-origin" || !strings.Contains(h.Get("Cache-Control"), "immutable") {
 			t.Errorf("%s: %v", tc.name, h)
 		}
 	}
@@ -415,5 +416,100 @@ func TestUploadStalls(t *testing.T) {
 	}
 	if bytes.Contains(env.logs.Bytes(), []byte("store upload")) {
 		t.Fatalf("a client's stall was logged as a server error:\n%s", env.logs.Bytes())
+	}
+}
+
+// TestFilesOnOwnPort: the page from iotad's main port uploads to, and
+// shows the images of, a community on a port of its own. Its CSP lets it
+// reach that port, the upload answers the CORS preflight for iotad's own
+// origins only, and the download may be embedded from the same site while
+// keeping its sandbox.
+func TestFilesOnOwnPort(t *testing.T) {
+	env := newEnvSide(t)
+	ctx := context.Background()
+	page := env.http
+
+	res, err := http.Get(page + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	csp := res.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "img-src 'self' data: blob: 127.0.0.1:*;") || !strings.Contains(csp, "connect-src 'self' ws: wss: 127.0.0.1:*;") {
+		t.Fatalf("the page's CSP does not reach its host's other ports: %q", csp)
+	}
+
+	secret, _, err := env.side.CreateOperatorInvite(ctx, community.InviteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newKey(t)
+	m, err := env.side.Join(ctx, secret, u.ID, u.Pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testPNG(t, 4, 3)
+	newTicket := func() string {
+		raw, _ := json.Marshal(map[string]any{"name": "side.png", "size": len(img)})
+		_, r, err := env.side.Call(ctx, m, "General", "general", "", "upload", raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Payload.(map[string]any)["url"].(string)
+	}
+	url := newTicket()
+	request := func(method, origin string, body []byte) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, env.sideHTTP+url, bytes.NewReader(body))
+		if body == nil {
+			req.Body = http.NoBody
+		}
+		req.Header.Set("Origin", origin)
+		if method == http.MethodOptions {
+			req.Header.Set("Access-Control-Request-Method", "PUT")
+			req.Header.Set("Access-Control-Request-Headers", "content-type")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out, _ := io.ReadAll(res.Body)
+		return res, out
+	}
+	for _, origin := range []string{"http://evil.example", "http://127.0.0.1:1", "http://localhost" + strings.TrimPrefix(page, "http://127.0.0.1")} {
+		if res, _ := request(http.MethodOptions, origin, nil); res.StatusCode != http.StatusForbidden || res.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight from %s: %d %v", origin, res.StatusCode, res.Header)
+		}
+		if res, _ := request(http.MethodPut, origin, img); res.StatusCode != http.StatusForbidden {
+			t.Errorf("PUT from %s: %d", origin, res.StatusCode)
+		}
+	}
+	res, _ = request(http.MethodOptions, page, nil)
+	if h := res.Header; res.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != page ||
+		h.Get("Access-Control-Allow-Methods") != "PUT" || !strings.EqualFold(h.Get("Access-Control-Allow-Headers"), "content-type") {
+		t.Fatalf("preflight from the page: %d %v", res.StatusCode, h)
+	}
+	// The refused PUTs above left the ticket unspent.
+	res, out := request(http.MethodPut, page, img)
+	if res.StatusCode != http.StatusOK || res.Header.Get("Access-Control-Allow-Origin") != page {
+		t.Fatalf("PUT from the page: %d %v %s", res.StatusCode, res.Header, out)
+	}
+	var up uploadedWire
+	json.Unmarshal(out, &up)
+	res, err = http.Get(env.sideHTTP + up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if h := res.Header; !bytes.Equal(got, img) || h.Get("Cross-Origin-Resource-Policy") != "cross-origin" ||
+		h.Get("Content-Security-Policy") != "default-src 'none'; sandbox" || h.Get("X-Content-Type-Options") != "nosniff" ||
+		h.Get("Content-Type") != "image/png" {
+		t.Fatalf("download from the side port: %v", h)
+	}
+	// The main port does not serve the side community's files.
+	if res, err := http.Get(page + up.URL); err != nil || res.StatusCode != http.StatusNotFound {
+		t.Fatalf("the side's file on the main port: %v %v", res.StatusCode, err)
 	}
 }

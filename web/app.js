@@ -196,8 +196,11 @@ function person(com, userID) {
 }
 
 // fileURL makes a file path of the server's absolute on the community's
-// origin (the community may be on another port than the page).
+// origin (the community may be on another port than the page). Only the
+// server's own paths: the page's CSP lets images come from any port of its
+// host, and a community must not point the page at another.
 function fileURL(com, path) {
+  if (typeof path !== "string" || !/^\/(files|api\/upload)\//.test(path)) return "about:blank";
   if (!com?.url) return path;
   return new URL(path, com.url.replace(/^ws/, "http")).href;
 }
