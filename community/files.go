@@ -735,7 +735,7 @@ func (s *Service) CollectFiles(ctx context.Context) (int, error) {
 	cutoff := now.Add(-FileGrace).UnixMilli()
 	var gone []string
 	err := s.w.do(ctx, func(tx *sql.Tx) error {
-		gone = gone[:0]
+		gone = nil
 		// A claimed ticket's upload may still be arriving: it is kept an
 		// hour past its expiry, longer than any upload's read deadline.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE expires_at <= $1 AND (claimed_at IS NULL OR expires_at <= $2)`,
@@ -746,21 +746,19 @@ func (s *Service) CollectFiles(ctx context.Context) (int, error) {
 		if err != nil {
 			return fmt.Errorf("community: find unused files: %w", err)
 		}
-		var ids []string
+		var ids, sums []string
 		for rows.Next() {
 			var id, sum string
 			if err := rows.Scan(&id, &sum); err != nil {
 				rows.Close()
 				return fmt.Errorf("community: find unused files: %w", err)
 			}
-			ids, gone = append(ids, id), append(gone, sum)
+			ids, sums = append(ids, id), append(sums, sum)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		sums := gone
-		gone = gone[:0]
 		for i, id := range ids {
 			// The conditions again, in the DELETE itself: on PostgreSQL an
 			// attach on another node that touched the row since the SELECT
