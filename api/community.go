@@ -42,6 +42,10 @@ type communityAPI struct {
 	// rebuilt by the next broadcast, not by every login: 10,000 members
 	// reconnecting would otherwise copy the list 10,000 times.
 	stale atomic.Bool
+	// asleep are the sockets whose frames of the current run of events
+	// wait for drained to wake their writers; used only in the delivery
+	// goroutine (onEvent, drained).
+	asleep []*Session
 	// unsubscribe ends the community's event subscription, held while a
 	// member or call socket is open here: a node of a cluster hears only
 	// the communities it has sockets for. Guarded by mu.
@@ -70,7 +74,7 @@ func (a *communityAPI) listenLocked() {
 	open := len(a.members) > 0 || len(a.calls) > 0
 	switch {
 	case open && a.unsubscribe == nil:
-		a.unsubscribe = a.c.Subscribe(a.onEvent)
+		a.unsubscribe = a.c.SubscribeRuns(a.onEvent, a.drained)
 	case !open && a.unsubscribe != nil:
 		a.unsubscribe()
 		a.unsubscribe = nil
@@ -442,8 +446,19 @@ func (a *communityAPI) broadcast(to []*memberSession, except string, data functi
 	}
 	frame := textFrame(payload)
 	for _, ms := range to {
-		if ms.userID != except {
-			ms.s.Send(frame)
+		if ms.userID != except && ms.s.SendLater(frame) {
+			a.asleep = append(a.asleep, ms.s)
 		}
 	}
+}
+
+// drained ends a run of events: each socket that got frames in it wakes
+// once, and writes them in one call, where waking it for every event had
+// it write each alone while the next was being queued.
+func (a *communityAPI) drained() {
+	for _, s := range a.asleep {
+		s.Wake()
+	}
+	clear(a.asleep)
+	a.asleep = a.asleep[:0]
 }

@@ -325,7 +325,11 @@ func (a *iotaAPI) remember(s *Session) {
 		d = &userDevices{sessions: map[*Session]struct{}{}}
 		a.devices[s.UserID] = d
 		userID := s.UserID
-		sub, err := a.bus.Subscribe(iotaSubject(userID), decodeIotaChange, func(m bus.Message) { a.deliver(userID, m.(*iotaChange)) })
+		sub, err := a.bus.Subscribe(iotaSubject(userID), decodeIotaChange, func(m bus.Message) {
+			if m != bus.Drained {
+				a.deliver(userID, m.(*iotaChange))
+			}
+		})
 		if err != nil {
 			// The device still works; it misses live updates until it
 			// logs in again, and the log says why.

@@ -196,10 +196,30 @@ func (s *Session) log(level slog.Level, msg string, attrs ...slog.Attr) {
 // would otherwise hold memory or, worse, slow down everyone who shares a
 // channel with it.
 func (s *Session) Send(frame []byte) bool {
+	ok, wake := s.enqueue(frame)
+	if wake {
+		s.signal()
+	}
+	return ok
+}
+
+// SendLater queues frame like Send but leaves the writer asleep: it
+// reports whether the caller must Wake the session once it has queued
+// what else it has, so that a run of frames leaves in one write.
+func (s *Session) SendLater(frame []byte) (wake bool) {
+	_, wake = s.enqueue(frame)
+	return wake
+}
+
+// Wake starts the writer on what SendLater queued.
+func (s *Session) Wake() { s.signal() }
+
+// enqueue queues frame; wake says the writer may be asleep with it.
+func (s *Session) enqueue(frame []byte) (ok, wake bool) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	if s.queueFull(len(frame)) {
 		s.closing, s.closeCode, s.closeReason, s.flushFirst = true, ClosePolicy, "send queue full", false
@@ -208,8 +228,7 @@ func (s *Session) Send(frame []byte) bool {
 		metrics.slowConsumers.Add(1)
 		s.log(slog.LevelWarn, "socket closed: send queue full", slog.String("user", s.UserID),
 			slog.Int("frames", frames), slog.Int("bytes", bytes))
-		s.signal()
-		return false
+		return false, true
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
@@ -217,10 +236,7 @@ func (s *Session) Send(frame []byte) bool {
 	first := len(s.queue) == 1
 	s.mu.Unlock()
 	metrics.noteQueuePeak(queued)
-	if first {
-		s.signal()
-	}
-	return true
+	return true, first
 }
 
 // queueFull reports whether n more bytes would pass a bound; s.mu is held.

@@ -78,7 +78,17 @@ func decodeEvent(data []byte) (bus.Message, error) {
 // subscribes the community on the bus, the last one to stop unsubscribes
 // it: a node hears only communities it has sockets for.
 func (c *Community) Subscribe(fn func(Event)) (stop func()) {
-	l := &listener{fn: fn}
+	return c.SubscribeRuns(fn, nil)
+}
+
+// SubscribeRuns is Subscribe with drained, called in the same goroutine
+// whenever no event is left to deliver: events delivered since the last
+// drained form a run, and a listener may hold back what each event would
+// wake (a socket's writer) until the run ends. Events of one commit are
+// published together, so they make one run unless the delivery goroutine
+// overtakes the commit's after hooks.
+func (c *Community) SubscribeRuns(fn func(Event), drained func()) (stop func()) {
+	l := &listener{fn: fn, drained: drained}
 	c.listenersMu.Lock()
 	c.listeners = append(append([]*listener(nil), c.listeners...), l)
 	first := len(c.listeners) == 1
@@ -106,7 +116,10 @@ func (c *Community) Subscribe(fn func(Event)) (stop func()) {
 	}
 }
 
-type listener struct{ fn func(Event) }
+type listener struct {
+	fn      func(Event)
+	drained func()
+}
 
 // subscribeLocked subscribes to the community's subject; with
 // c.listenersMu held. On a bus that joins nodes, the caches other nodes'
@@ -140,6 +153,17 @@ func (c *Community) publish(e Event) {
 // up to date with another node's event, puts a channel's messages in
 // sequence order, and hands the event to the listeners.
 func (c *Community) receive(m bus.Message) {
+	if m == bus.Drained {
+		c.listenersMu.RLock()
+		ls := c.listeners
+		c.listenersMu.RUnlock()
+		for _, l := range ls {
+			if l.drained != nil {
+				l.drained()
+			}
+		}
+		return
+	}
 	e := m.(*Event)
 	var ch *Channel
 	if e.remote {

@@ -210,7 +210,8 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		s.closeBus()
 		return nil, err
 	}
-	s.w = newWriter(d)
+	events, _ := s.bus.(bus.Holder)
+	s.w = newWriter(d, events)
 	if s.search, err = newSearchIndexer(ctx, d, s.w); err != nil {
 		s.w.close()
 		s.closeBus()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iotad/iotad/internal/bus"
 	"github.com/iotad/iotad/internal/db"
 )
 
@@ -38,6 +39,9 @@ type writer struct {
 	// commitSeconds and batchSize are observed once per transaction.
 	commitSeconds prometheus.Histogram
 	batchSize     prometheus.Histogram
+	// events, when not nil, holds the bus while a commit's after hooks
+	// publish, so that its events reach each listener as one run.
+	events bus.Holder
 }
 
 type writeOp struct {
@@ -56,8 +60,8 @@ func (w *writer) collectors() []prometheus.Collector {
 	return []prometheus.Collector{w.commitSeconds, w.batchSize}
 }
 
-func newWriter(d *db.DB) *writer {
-	w := &writer{db: d, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
+func newWriter(d *db.DB, events bus.Holder) *writer {
+	w := &writer{db: d, events: events, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iotad_commit_seconds",
 			Help:    "How long one group commit of the community store took, its writes and the COMMIT together.",
@@ -205,6 +209,10 @@ func (w *writer) commitOnce(batch []*writeOp, retry bool) []*writeOp {
 		return batch
 	}
 	var again []*writeOp
+	if w.events != nil {
+		w.events.Hold()
+		defer w.events.Release()
+	}
 	for _, op := range batch {
 		if err != nil {
 			op.done <- fmt.Errorf("community: commit: %w", err)

@@ -22,6 +22,10 @@ import (
 //     node's publish order. Between nodes there is no order: a receiver
 //     that needs one (a channel's messages) orders by a sequence the
 //     database assigned, see Sequencer.
+//   - When a subscription has no message left to deliver, fn is called
+//     once with Drained: a subscriber that holds work back across messages
+//     (a socket's wake-up, so that a run of messages leaves in one write)
+//     does it then. Drained is never published and never encoded.
 //   - Publish never blocks on subscribers. Across nodes a message may be
 //     lost (the link to NATS is down longer than its reconnect buffer
 //     covers, a node is restarting): a receiver notices the loss as a gap
@@ -47,6 +51,22 @@ type Bus interface {
 type Message interface {
 	Encode() ([]byte, error)
 }
+
+// Holder is a Bus whose deliveries on this node can be held back while a
+// publisher publishes several messages that belong together (Memory.Hold).
+// Both buses of this package are Holders.
+type Holder interface {
+	Hold()
+	Release()
+}
+
+// Drained is the Message a subscription's fn receives when nothing more
+// is queued for it (see Bus).
+var Drained Message = drained{}
+
+type drained struct{}
+
+func (drained) Encode() ([]byte, error) { return nil, errors.New("bus: Drained is never published") }
 
 // Decoder turns another node's encoding of a Message back into one.
 type Decoder func(data []byte) (Message, error)

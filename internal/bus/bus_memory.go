@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +14,51 @@ type Memory struct {
 	mu     sync.RWMutex
 	subs   map[string][]*queue
 	closed bool
+
+	// holding counts Holds not yet Released; deferred are the queues
+	// whose delivery goroutine waits for the last Release.
+	holdMu   sync.Mutex
+	holding  atomic.Int32
+	deferred []*queue
+}
+
+// Hold defers the delivery of what is published until Release: a
+// publisher about to publish several messages at once (one commit's
+// events) makes them reach each subscriber as one run (see Drained), not
+// the first alone because its delivery goroutine started at once. Holds
+// nest; delivery starts at the last Release, and a Hold must be short.
+func (b *Memory) Hold() {
+	b.holdMu.Lock()
+	b.holding.Add(1)
+	b.holdMu.Unlock()
+}
+
+// Release ends a Hold.
+func (b *Memory) Release() {
+	b.holdMu.Lock()
+	var start []*queue
+	if b.holding.Add(-1) == 0 {
+		start, b.deferred = b.deferred, nil
+	}
+	b.holdMu.Unlock()
+	for _, q := range start {
+		go q.run()
+	}
+}
+
+// deferStart reports whether q's delivery goroutine waits for Release;
+// q.mu is held and q marked running.
+func (b *Memory) deferStart(q *queue) bool {
+	if b.holding.Load() == 0 {
+		return false
+	}
+	b.holdMu.Lock()
+	defer b.holdMu.Unlock()
+	if b.holding.Load() == 0 {
+		return false
+	}
+	b.deferred = append(b.deferred, q)
+	return true
 }
 
 // NewMemory returns an empty in-process bus.
@@ -36,6 +82,7 @@ func (b *Memory) Publish(subject string, m Message) error {
 // Subscribe implements Bus; decode is unused.
 func (b *Memory) Subscribe(subject string, _ Decoder, fn func(Message)) (Subscription, error) {
 	q := newQueue(fn)
+	q.bus = b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -112,6 +159,7 @@ type queue struct {
 	closed  bool
 	wg      sync.WaitGroup
 	deliver func(Message)
+	bus     *Memory // nil for a queue of no bus (tests)
 }
 
 func newQueue(deliver func(Message)) *queue { return &queue{deliver: deliver} }
@@ -127,6 +175,9 @@ func (q *queue) push(m Message) {
 	if start {
 		q.running = true
 		q.wg.Add(1)
+		if q.bus != nil && q.bus.deferStart(q) {
+			start = false
+		}
 	}
 	q.mu.Unlock()
 	if start {
@@ -136,13 +187,21 @@ func (q *queue) push(m Message) {
 
 func (q *queue) run() {
 	defer q.wg.Done()
+	drained := false
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 {
-			q.running = false
+			if drained {
+				q.running = false
+				q.mu.Unlock()
+				return
+			}
 			q.mu.Unlock()
-			return
+			q.deliver(Drained)
+			drained = true
+			continue
 		}
+		drained = false
 		batch := q.items
 		q.items, q.spare = q.spare[:0], nil
 		q.mu.Unlock()

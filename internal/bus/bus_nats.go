@@ -110,6 +110,10 @@ func (b *NATS) Publish(subject string, m Message) error {
 	return nil
 }
 
+// Hold and Release hold this node's deliveries, as Memory's do.
+func (b *NATS) Hold()    { b.local.Hold() }
+func (b *NATS) Release() { b.local.Release() }
+
 // Subscribe implements Bus: local publishes and other nodes' share the
 // subscription's one queue, so fn never runs concurrently with itself.
 func (b *NATS) Subscribe(subject string, decode Decoder, fn func(Message)) (Subscription, error) {

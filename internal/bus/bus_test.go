@@ -62,7 +62,7 @@ func TestBusContract(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan *note, 100)
-			sub, err := tc.b.Subscribe("t.contract", decodeNote, func(m bus.Message) { got <- m.(*note) })
+			sub, err := tc.b.Subscribe("t.contract", decodeNote, into(got))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,12 +104,12 @@ func TestNATSJoinsNodes(t *testing.T) {
 	heard := make([]chan *note, len(nodes))
 	for i, b := range nodes {
 		heard[i] = make(chan *note, 1000)
-		if _, err := b.Subscribe("iotad.community.x", decodeNote, func(m bus.Message) { heard[i] <- m.(*note) }); err != nil {
+		if _, err := b.Subscribe("iotad.community.x", decodeNote, into(heard[i])); err != nil {
 			t.Fatal(err)
 		}
 	}
 	stray := make(chan *note, 10)
-	idle.Subscribe("iotad.community.y", decodeNote, func(m bus.Message) { stray <- m.(*note) })
+	idle.Subscribe("iotad.community.y", decodeNote, into(stray))
 	const each = 100
 	for n := range each {
 		for i, b := range nodes {
@@ -147,7 +147,7 @@ func TestNATSRestart(t *testing.T) {
 	back := make(chan struct{}, 2)
 	b.Reconnected(func() { back <- struct{}{} })
 	got := make(chan *note, 100)
-	b.Subscribe("t.restart", decodeNote, func(m bus.Message) { got <- m.(*note) })
+	b.Subscribe("t.restart", decodeNote, into(got))
 	a.Publish("t.restart", &note{N: 1})
 	if n := recv(t, got); n.N != 1 {
 		t.Fatalf("got %+v", n)
@@ -237,6 +237,109 @@ func TestClaims(t *testing.T) {
 					t.Fatal("the lapsed lease was never taken over")
 				}
 				time.Sleep(50 * time.Millisecond) // polling a clock-driven expiry, not waiting for an event
+			}
+		})
+	}
+}
+
+// into is a subscriber that passes notes on and skips Drained.
+func into(ch chan<- *note) func(bus.Message) {
+	return func(m bus.Message) {
+		if m != bus.Drained {
+			ch <- m.(*note)
+		}
+	}
+}
+
+// TestDrainedEndsEveryRun: after the messages queued for a subscription
+// are delivered, it hears Drained once, after the last of them, on both
+// buses; and Drained cannot be sent to other nodes.
+func TestDrainedEndsEveryRun(t *testing.T) {
+	srv := bustest.Start(t)
+	for _, tc := range []struct {
+		name string
+		b    bus.Bus
+	}{
+		{"memory", bus.NewMemory()},
+		{"nats", dial(t, srv.URL(), "a")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			heard := make(chan bus.Message, 200)
+			if _, err := tc.b.Subscribe("t.drained", decodeNote, func(m bus.Message) { heard <- m }); err != nil {
+				t.Fatal(err)
+			}
+			for round := range 3 {
+				const n = 20
+				for i := range n {
+					tc.b.Publish("t.drained", &note{N: round*n + i})
+				}
+				seen := 0
+				for seen < n {
+					if m := <-heard; m != bus.Drained {
+						if got := m.(*note).N; got != round*n+seen {
+							t.Fatalf("round %d: note %d, want %d", round, got, round*n+seen)
+						}
+						seen++
+					}
+				}
+				// Every note is in; the run that delivered the last ends
+				// with Drained, and nothing else is queued.
+				if m := <-heard; m != bus.Drained {
+					t.Fatalf("round %d: after the last note %v, want Drained", round, m)
+				}
+				select {
+				case m := <-heard:
+					t.Fatalf("round %d: %v after Drained with nothing published", round, m)
+				default:
+				}
+			}
+			if _, err := bus.Drained.Encode(); err == nil {
+				t.Fatal("Drained encodes")
+			}
+		})
+	}
+}
+
+// TestHoldMakesOneRun: what is published between Hold and Release reaches
+// a subscriber as one run, with no Drained inside it, on both buses.
+func TestHoldMakesOneRun(t *testing.T) {
+	srv := bustest.Start(t)
+	for _, tc := range []struct {
+		name string
+		b    interface {
+			bus.Bus
+			bus.Holder
+		}
+	}{
+		{"memory", bus.NewMemory()},
+		{"nats", dial(t, srv.URL(), "a")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			heard := make(chan bus.Message, 200)
+			if _, err := tc.b.Subscribe("t.hold", decodeNote, func(m bus.Message) { heard <- m }); err != nil {
+				t.Fatal(err)
+			}
+			for round := range 20 {
+				tc.b.Hold()
+				tc.b.Hold() // holds nest
+				for i := range 5 {
+					tc.b.Publish("t.hold", &note{N: i})
+				}
+				tc.b.Release()
+				tc.b.Publish("t.hold", &note{N: 5})
+				tc.b.Release()
+				for i := range 6 {
+					m := <-heard
+					if m == bus.Drained {
+						t.Fatalf("round %d: Drained before note %d of a held run", round, i)
+					}
+					if n := m.(*note).N; n != i {
+						t.Fatalf("round %d: note %d, want %d", round, n, i)
+					}
+				}
+				if m := <-heard; m != bus.Drained {
+					t.Fatalf("round %d: %v after the run, want Drained", round, m)
+				}
 			}
 		})
 	}
