@@ -8,3 +8,7 @@
 -- an author who rarely uses it, the walk over all messages was most of a
 -- second at p99 over 1,000,000 messages (docs/BENCHMARKS.md "Search").
 CREATE INDEX messages_by_sender_search ON messages(sender_id, search_id);
+
+-- The same for a search in one channel: that channel's messages newest
+-- first, where the walk over all channels' skipped seven of eight.
+CREATE INDEX messages_by_channel_search ON messages(channel_id, search_id);
