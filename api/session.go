@@ -124,6 +124,12 @@ type Session struct {
 	// immediate close, without the half-close and its wait.
 	peerClosed bool
 	pingDue    bool
+	// parked says the writer goroutine ended because the socket had
+	// nothing to write for a ping interval: the next frame starts another.
+	// An idle socket then holds the reader's stack alone.
+	parked     bool
+	pingTimer  *time.Timer
+	onPark     func() // tests: called as the writer parks
 	wake       chan struct{}
 	writerDone chan struct{}
 	// writeDeadline is the connection's write deadline, kept by the writer.
@@ -196,9 +202,12 @@ func (s *Session) log(level slog.Level, msg string, attrs ...slog.Attr) {
 // would otherwise hold memory or, worse, slow down everyone who shares a
 // channel with it.
 func (s *Session) Send(frame []byte) bool {
-	ok, wake := s.enqueue(frame)
-	if wake {
-		s.signal()
+	ok, wake, restart := s.enqueue(frame)
+	switch {
+	case restart:
+		go s.writeRun(false)
+	case wake:
+		s.wakeWriter()
 	}
 	return ok
 }
@@ -207,19 +216,25 @@ func (s *Session) Send(frame []byte) bool {
 // reports whether the caller must Wake the session once it has queued
 // what else it has, so that a run of frames leaves in one write.
 func (s *Session) SendLater(frame []byte) (wake bool) {
-	_, wake = s.enqueue(frame)
+	_, wake, restart := s.enqueue(frame)
+	if restart {
+		// A parked writer starts at once: holding it back saves nothing.
+		go s.writeRun(false)
+		return false
+	}
 	return wake
 }
 
 // Wake starts the writer on what SendLater queued.
 func (s *Session) Wake() { s.signal() }
 
-// enqueue queues frame; wake says the writer may be asleep with it.
-func (s *Session) enqueue(frame []byte) (ok, wake bool) {
+// enqueue queues frame; wake says the writer may be asleep with it, and
+// restart that it was parked and the caller must start one.
+func (s *Session) enqueue(frame []byte) (ok, wake, restart bool) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return false, false
+		return false, false, false
 	}
 	if s.queueFull(len(frame)) {
 		s.closing, s.closeCode, s.closeReason, s.flushFirst = true, ClosePolicy, "send queue full", false
@@ -228,15 +243,18 @@ func (s *Session) enqueue(frame []byte) (ok, wake bool) {
 		metrics.slowConsumers.Add(1)
 		s.log(slog.LevelWarn, "socket closed: send queue full", slog.String("user", s.UserID),
 			slog.Int("frames", frames), slog.Int("bytes", bytes))
-		return false, true
+		s.signal()
+		return false, false, false
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
 	queued := s.queued
 	first := len(s.queue) == 1
+	restart = s.parked
+	s.parked = false
 	s.mu.Unlock()
 	metrics.noteQueuePeak(queued)
-	return true, first
+	return true, first, restart
 }
 
 // queueFull reports whether n more bytes would pass a bound; s.mu is held.
@@ -299,7 +317,21 @@ func (s *Session) queuePong(payload string) {
 	s.signal()
 }
 
+// signal wakes the writer, or starts one if it is parked.
 func (s *Session) signal() {
+	s.mu.Lock()
+	restart := s.parked
+	s.parked = false
+	s.mu.Unlock()
+	if restart {
+		go s.writeRun(false)
+		return
+	}
+	s.wakeWriter()
+}
+
+// wakeWriter wakes a writer that is not parked.
+func (s *Session) wakeWriter() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -312,20 +344,40 @@ func (s *Session) isClosing() bool {
 	return s.closing
 }
 
+// writeLoop is the session's first writer; it runs until the socket
+// closes or, idle, parks (see writeRun).
 func (s *Session) writeLoop() {
-	defer close(s.writerDone)
 	// The ping is due when a timer says so, not from a second channel in
 	// a select: the writer waits on wake alone, which costs less per
-	// delivery than selecting over two channels.
-	pingTimer := time.AfterFunc(s.cfg.PingInterval, func() {
+	// delivery than selecting over two channels. The timer outlives a
+	// parked writer and starts the next one.
+	s.pingTimer = time.AfterFunc(s.cfg.PingInterval, func() {
 		s.mu.Lock()
 		s.pingDue = true
 		s.mu.Unlock()
 		s.signal()
 	})
-	defer pingTimer.Stop()
+	s.writeRun(true)
+}
+
+// writeRun writes what is queued, then waits for more (wait says it waits
+// first: a writer started on a queued frame has work at once). A wake
+// that finds nothing to send but the ping parks the writer, whose
+// goroutine ends: a socket idle for a ping interval holds no writer stack
+// until its next frame or ping, while a busy socket never parks.
+func (s *Session) writeRun(wait bool) {
+	parked := false
+	defer func() {
+		if !parked {
+			s.pingTimer.Stop()
+			close(s.writerDone)
+		}
+	}()
 	for {
-		<-s.wake
+		if wait {
+			<-s.wake
+		}
+		wait = true
 		s.mu.Lock()
 		batch, pong, ping := s.queue, s.pong, s.pingDue
 		s.queue, s.spare, s.pong, s.pingDue = s.spare, nil, nil, false
@@ -345,9 +397,10 @@ func (s *Session) writeLoop() {
 		if pong != nil {
 			batch = append(batch, pong)
 		}
+		idle := ping && len(batch) == 0
 		if ping && !closing {
 			batch = append(batch, pingFrame)
-			pingTimer.Reset(s.cfg.PingInterval)
+			s.pingTimer.Reset(s.cfg.PingInterval)
 		}
 		if len(batch) > 0 {
 			if err := s.write(batch); err != nil {
@@ -376,6 +429,19 @@ func (s *Session) writeLoop() {
 				s.nc.Close()
 			}
 			return
+		}
+		if idle {
+			s.mu.Lock()
+			if len(s.queue) == 0 && s.pong == nil && !s.pingDue && !s.closing {
+				s.parked, parked = true, true
+			}
+			s.mu.Unlock()
+			if parked {
+				if s.onPark != nil {
+					s.onPark()
+				}
+				return
+			}
 		}
 	}
 }

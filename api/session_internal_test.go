@@ -201,3 +201,54 @@ func TestOneSlash64SharesACap(t *testing.T) {
 		t.Fatalf("after a release: %v", err)
 	}
 }
+
+// TestIdleWriterParks: a socket with nothing but pings to send for an
+// interval parks its writer, and the next frame, ping or close starts
+// another that sends it, in order, and the close still ends the session.
+func TestIdleWriterParks(t *testing.T) {
+	s, peer := pipeSession(t, 64)
+	s.cfg.PingInterval = 20 * time.Millisecond
+	parks := make(chan struct{}, 16)
+	s.onPark = func() { parks <- struct{}{} }
+	go s.writeLoop()
+	frames := make(chan byte, 64)
+	go func() {
+		r := bufio.NewReader(peer)
+		for {
+			var h [2]byte
+			if _, err := io.ReadFull(r, h[:]); err != nil {
+				close(frames)
+				return
+			}
+			io.CopyN(io.Discard, r, int64(h[1]&0x7f))
+			frames <- h[0] & 0x0f
+		}
+	}()
+	waitFor := func(op byte) {
+		t.Helper()
+		for got := range frames {
+			if got == op {
+				return
+			}
+			if got != opPing {
+				t.Fatalf("frame op %d while waiting for %d", got, op)
+			}
+		}
+		t.Fatalf("connection ended while waiting for op %d", op)
+	}
+	for round := range 3 {
+		<-parks // a ping alone went out: the writer is gone
+		if !s.Send(textFrame([]byte(`{"round":` + string(rune('0'+round)) + `}`))) {
+			t.Fatal("Send refused on a parked writer")
+		}
+		waitFor(opText)
+	}
+	<-parks
+	s.Close(CloseNormal, "bye")
+	waitFor(opClose)
+	select {
+	case <-s.writerDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer started for the close did not end the session")
+	}
+}

@@ -173,6 +173,7 @@ func idle() {
 	fs.StringVar(&cfg.Invite, "invite", "", "or an invite with --sockets uses: open community sockets")
 	fs.IntVar(&cfg.Sockets, "sockets", 2000, "idle logged-in sockets to open")
 	fs.StringVar(&cfg.PprofURL, "admin-url", "http://127.0.0.1:9184", "the server's admin listener (iotad serve --admin-addr --pprof)")
+	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "how long the sockets sit idle before the server's memory is read (past the 30 s ping interval, idle writers have parked)")
 	fs.Parse(os.Args[2:])
 	cfg.IotaURL, cfg.CommunityURL = *url+"ws/iota", *url
 	res, err := load.Idle(context.Background(), cfg)

@@ -25,6 +25,10 @@ type IdleConfig struct {
 	Sockets              int
 	// PprofURL is the server's admin listener, e.g. http://127.0.0.1:9184.
 	PprofURL string
+	// Settle is how long the sockets sit idle before the server's memory
+	// is read (0: 2 s). Past the server's ping interval (30 s) an idle
+	// socket's writer has parked.
+	Settle time.Duration
 }
 
 // IdleResult is the server's memory growth for the idle sockets.
@@ -110,7 +114,11 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 			return IdleResult{}, err
 		}
 	}
-	time.Sleep(2 * time.Second)
+	settle := cfg.Settle
+	if settle <= 0 {
+		settle = 2 * time.Second
+	}
+	time.Sleep(settle)
 	h1, s1, err := serverMemory(cfg.PprofURL)
 	if err != nil {
 		return IdleResult{}, err
