@@ -78,6 +78,10 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 	if err != nil || m.Banned {
 		return nil, fmt.Errorf("%w: the ticket's user is no longer a member", community.ErrBadCallTicket)
 	}
+	if !a.c.MayConnect(ch, m.Role) {
+		// An override changed since the join that gave the ticket.
+		return nil, fmt.Errorf("%w: the ticket's user may no longer connect to this channel", community.ErrBadCallTicket)
+	}
 	state := &callSession{ch: ch, role: m.Role}
 	if a.sfu != nil {
 		if state.peer, err = a.sfu.Join(a.c.CallID(ch), userID, callSignal{a: a, s: s, ch: ch, userID: userID}); err != nil {

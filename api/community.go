@@ -376,9 +376,9 @@ func (a *communityAPI) onEvent(e community.Event) {
 		}
 		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultRoleChanged,
 			Payload: map[string]string{"user_id": e.RoleChanged, "role": string(e.Role)}})
-		// With private channels, a new role may see another tree: the
-		// member's sockets get theirs, after the role_changed.
-		if a.c.Private() {
+		// With overrides, a new role may see another tree: the member's
+		// sockets get theirs, after the role_changed.
+		if a.c.Overridden() {
 			a.sendTrees(sessionsOf(everyone, e.RoleChanged))
 		}
 	}

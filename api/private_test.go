@@ -343,7 +343,7 @@ func TestPostAndConnectOverrides(t *testing.T) {
 	setPerms(t, owner, "General", "chat", `{"member":{"post":true}}`)
 	sendIn(t, alice, "chat", map[string]any{"message": "the channel's allow beats the category's deny"})
 
-	ok(t)(alice.call(t, "voice", "General", "VC-1", "join", nil))
+	ticket := joinVoice(t, alice).Ticket
 	vc, _ := env.com.Find("General", "VC-1")
 	env.com.EnterCall(vc, alice.ID)
 	setPerms(t, owner, "General", "VC-1", `{"member":{"connect":false}}`)
@@ -355,6 +355,9 @@ func TestPostAndConnectOverrides(t *testing.T) {
 	}
 	if env.com.InCall(vc, alice.ID) {
 		t.Fatal("alice is still in a call she may not connect to")
+	}
+	if _, err := redeem(t, env.url+"/ws/calls/", ticket); errType(err) != "error_invalid_call_id" {
+		t.Fatalf("a ticket from before the override: %v", err)
 	}
 	if _, err := alice.call(t, "voice", "General", "VC-1", "join", nil); errType(err) != "error_permission" {
 		t.Fatalf("join: %v", err)

@@ -62,7 +62,7 @@ func (c *Community) computeAccessLocked() {
 			always |= roleBit(r)
 		}
 	}
-	private := false
+	private, any := false, false
 	var walk func(parent *Channel, viewers RoleSet)
 	walk = func(parent *Channel, viewers RoleSet) {
 		for _, ch := range parent.Children {
@@ -74,6 +74,7 @@ func (c *Community) computeAccessLocked() {
 			}
 			v |= always
 			ch.viewers = v
+			any = any || len(ch.Overrides) > 0
 			if v != allRoles {
 				private = true
 			}
@@ -82,6 +83,7 @@ func (c *Community) computeAccessLocked() {
 	}
 	walk(c.root, allRoles)
 	c.private.Store(private)
+	c.overridden.Store(any)
 	c.treeJSON = nil
 }
 
@@ -134,6 +136,10 @@ func (c *Community) Viewers(ref *ChannelRef) (RoleSet, bool) {
 // Private reports whether any channel hides from any role.
 func (c *Community) Private() bool { return c.private.Load() }
 
+// Overridden reports whether any channel has an override: then the tree
+// differs by role (managers see the overrides).
+func (c *Community) Overridden() bool { return c.overridden.Load() }
+
 // allows is the table's p for role, in ch: post and voice (connect) are
 // decided by the nearest override on ch's chain that sets them, then the
 // table; every other permission by the table alone. The owner holds
@@ -155,6 +161,11 @@ func (c *Community) allows(ch *Channel, role Role, p Permission) bool {
 		}
 	}
 	return c.svc.perms.Allows(role, p)
+}
+
+// MayConnect reports whether role may view ch and connect to it.
+func (c *Community) MayConnect(ch *Channel, role Role) bool {
+	return c.CanView(ch, role) && c.allows(ch, role, PermVoice)
 }
 
 // findAs is find with the channels role may not view left out: the same
@@ -421,7 +432,7 @@ func (c *Community) enforceCalls(ctx context.Context, chans []*Channel, userID s
 				continue
 			}
 			m, err := c.Member(ctx, u.UserID)
-			if errors.Is(err, ErrNotMember) || (err == nil && (!c.CanView(ch, m.Role) || !c.allows(ch, m.Role, PermVoice))) {
+			if errors.Is(err, ErrNotMember) || (err == nil && !c.MayConnect(ch, m.Role)) {
 				c.LeaveCall(ch, u.UserID)
 			}
 		}

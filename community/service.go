@@ -490,9 +490,11 @@ type Community struct {
 	channels map[int64]*Channel
 	voice    map[int64]*voiceRoom
 	// treeJSON is the encoded tree per role that sees it (TreeJSONAs);
-	// private says some channel hides from some role.
-	treeJSON map[Role][]byte
-	private  atomic.Bool
+	// private says some channel hides from some role, overridden that
+	// some channel has an override.
+	treeJSON   map[Role][]byte
+	private    atomic.Bool
+	overridden atomic.Bool
 
 	offsets offsetIndexes
 
