@@ -62,7 +62,7 @@ func (c *Community) computeAccessLocked() {
 			always |= roleBit(r)
 		}
 	}
-	private, any := false, false
+	private, overridden := false, false
 	var walk func(parent *Channel, viewers RoleSet)
 	walk = func(parent *Channel, viewers RoleSet) {
 		for _, ch := range parent.Children {
@@ -74,7 +74,7 @@ func (c *Community) computeAccessLocked() {
 			}
 			v |= always
 			ch.viewers = v
-			any = any || len(ch.Overrides) > 0
+			overridden = overridden || len(ch.Overrides) > 0
 			if v != allRoles {
 				private = true
 			}
@@ -83,7 +83,7 @@ func (c *Community) computeAccessLocked() {
 	}
 	walk(c.root, allRoles)
 	c.private.Store(private)
-	c.overridden.Store(any)
+	c.overridden.Store(overridden)
 	c.treeJSON = nil
 }
 
