@@ -435,16 +435,23 @@ func viewing(all []*memberSession, viewers community.RoleSet) []*memberSession {
 }
 
 // sendTrees sends each of to its interactables_changed: the tree as its
-// role sees it, encoded once per role.
+// role sees it, one frame per distinct tree (one in all while no channel
+// has an override, when every role's is the same).
 func (a *communityAPI) sendTrees(to []*memberSession) {
-	byRole := map[community.Role][]*memberSession{}
+	trees := map[community.Role]string{} // each role's tree, converted once
+	byTree := map[string][]*memberSession{}
 	for _, ms := range to {
 		r := ms.role.Load().(community.Role)
-		byRole[r] = append(byRole[r], ms)
+		tree, ok := trees[r]
+		if !ok {
+			tree = string(a.c.TreeJSONAs(r))
+			trees[r] = tree
+		}
+		byTree[tree] = append(byTree[tree], ms)
 	}
-	for r, list := range byRole {
+	for tree, list := range byTree {
 		a.broadcast(list, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
-			Payload: map[string]json.RawMessage{"interactables": a.c.TreeJSONAs(r)}})
+			Payload: map[string]json.RawMessage{"interactables": json.RawMessage(tree)}})
 	}
 }
 

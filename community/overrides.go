@@ -145,7 +145,7 @@ func (c *Community) Overridden() bool { return c.overridden.Load() }
 // table; every other permission by the table alone. The owner holds
 // everything.
 func (c *Community) allows(ch *Channel, role Role, p Permission) bool {
-	if ch == nil || (p != PermPost && p != PermVoice) || role == RoleOwner {
+	if ch == nil || (p != PermPost && p != PermVoice) || role == RoleOwner || !c.overridden.Load() {
 		return c.svc.perms.Allows(role, p)
 	}
 	c.mu.Lock()

@@ -457,11 +457,16 @@ func (c *Community) TreeJSON() json.RawMessage { return c.TreeJSONAs(RoleOwner) 
 
 // TreeJSONAs is the tree a member of role sees: without the channels they
 // may not view, and with the overrides when they manage channels. The
-// encoding is cached per role until the tree or voice state changes.
+// encoding is cached per role until the tree or voice state changes; with
+// no override anywhere every role sees the same tree, encoded once.
 func (c *Community) TreeJSONAs(role Role) json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if b := c.treeJSON[role]; b != nil {
+	key := role
+	if !c.overridden.Load() {
+		key = RoleOwner
+	}
+	if b := c.treeJSON[key]; b != nil {
 		return b
 	}
 	var b bytes.Buffer
@@ -469,7 +474,7 @@ func (c *Community) TreeJSONAs(role Role) json.RawMessage {
 	if c.treeJSON == nil {
 		c.treeJSON = map[Role][]byte{}
 	}
-	c.treeJSON[role] = b.Bytes()
+	c.treeJSON[key] = b.Bytes()
 	return b.Bytes()
 }
 
