@@ -87,13 +87,16 @@ func (c *Community) computeAccessLocked() {
 	c.treeJSON = nil
 }
 
-// sees reports whether role may view ch; with c.mu held. A channel no
-// longer in the tree is seen by nobody below seesAll.
+// sees reports whether role may view ch; with c.mu held. ch may be from
+// before the tree was read again (another node changed it): the tree's
+// channel of that id decides, and a channel no longer in the tree is seen
+// by nobody below seesAll.
 func (c *Community) sees(ch *Channel, role Role) bool {
-	if c.channels[ch.ID] != ch {
+	cur := c.channels[ch.ID]
+	if cur == nil {
 		return c.svc.perms.seesAll(role)
 	}
-	return ch.viewers.Has(role)
+	return cur.viewers.Has(role)
 }
 
 // CanView reports whether role may view ch.
@@ -150,6 +153,9 @@ func (c *Community) allows(ch *Channel, role Role, p Permission) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if cur := c.channels[ch.ID]; cur != nil {
+		ch = cur // as the tree has it now (see sees)
+	}
 	for n := ch; n != nil && n.Parent != nil; n = n.Parent {
 		o := n.Overrides[role]
 		a := o.Post
