@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
+import { bin, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
 
 let srv, browser;
 
@@ -68,6 +68,9 @@ test("a private channel stays invisible to a member", async () => {
   assert.equal(await friend.locator('#tree span:has-text("# general")').count(), 0);
   assert.equal(await friend.locator("#tree .mention-badge").count(), 0);
 
-  // The owner still sees it, locked.
+  // The owner still sees it, locked, and the toggle stays on.
   assert.equal(await owner.locator('#tree span:has-text("# general") .lock').count(), 1);
+  await owner.click("#admin-button");
+  assert.ok(await owner.isChecked('[aria-label="Hide General/general from members"]'));
+  await owner.screenshot({ path: join(shots, "private.png") });
 });
