@@ -442,6 +442,23 @@ func TestRoleChangeRedrawsPrivateTree(t *testing.T) {
 	}
 	sendIn(t, owner, "chat", map[string]any{"message": "secret again"})
 	noneAbout(t, barrier(t, owner, alice)[0], "secret", "chat")
+
+	// A call in a channel the new role may not view ends with the change.
+	setPerms(t, owner, "General", "VC-1", `{"member":{"view":false}}`)
+	ok(t)(owner.root(t, "set_role", map[string]any{"user_id": alice.ID, "role": "moderator"}))
+	waitRole(t, alice, community.RoleModerator)
+	vc, _ := env.com.Find("General", "VC-1")
+	env.com.EnterCall(vc, alice.ID)
+	ok(t)(owner.root(t, "set_role", map[string]any{"user_id": alice.ID, "role": "member"}))
+	for {
+		r := nextResult(t, owner.c, community.ResultUserLeft)
+		if strings.Contains(string(r.Payload), alice.ID) {
+			break
+		}
+	}
+	if env.com.InCall(vc, alice.ID) {
+		t.Fatal("the demoted member is still in the hidden call")
+	}
 }
 
 // TestClusterPrivateChannel: an override set on one node hides the

@@ -118,6 +118,11 @@ func testOverridesStoredAndReloaded(t *testing.T, b dbtest.Backend) {
 	if c2.Private() || !strings.Contains(string(c2.TreeJSONAs(RoleMember)), "plans") {
 		t.Fatalf("cleared: %s", c2.TreeJSONAs(RoleMember))
 	}
+	// Overrides that hide nothing leave fan-out unfiltered.
+	ref := &ChannelRef{ID: news.ID, Codec: CodecText, Name: "news"}
+	if _, filtered := c2.Viewers(ref); filtered || !c2.Overridden() {
+		t.Fatal("a post override filters fan-out")
+	}
 	if err := c2.DeleteChannel(ctx, operatorActor, "", "news"); err != nil {
 		t.Fatal(err)
 	}
