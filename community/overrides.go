@@ -50,18 +50,24 @@ func (ps Permissions) seesAll(role Role) bool {
 	return role == RoleOwner || ps.Allows(role, PermManageChannels)
 }
 
+// seeingAll is the roles that seesAll.
+func (ps Permissions) seeingAll() RoleSet {
+	var s RoleSet
+	for _, r := range roles {
+		if ps.seesAll(r) {
+			s |= roleBit(r)
+		}
+	}
+	return s
+}
+
 // computeAccessLocked sets every channel's viewers from the overrides
 // down its chain and whether any channel hides from anyone; with c.mu
 // held, after every change to the tree or its overrides. A channel is
 // seen by a role only if no channel on its chain (itself and its
 // categories) denies that role view: a hidden category hides all in it.
 func (c *Community) computeAccessLocked() {
-	var always RoleSet
-	for _, r := range roles {
-		if c.svc.perms.seesAll(r) {
-			always |= roleBit(r)
-		}
-	}
+	always := c.svc.perms.seeingAll()
 	private, overridden := false, false
 	var walk func(parent *Channel, viewers RoleSet)
 	walk = func(parent *Channel, viewers RoleSet) {
@@ -109,12 +115,12 @@ func (c *Community) CanView(ch *Channel, role Role) bool {
 	return c.sees(ch, role)
 }
 
-// Viewers is who may hear of an event about the channel ref names: ok
-// false means everyone, at the cost of one atomic load, which is all a
-// community with no private channel ever pays; otherwise only the roles
-// in the set. A channel this node does not have (deleted, or not heard
-// of yet) is for the roles that see everything alone.
-func (c *Community) Viewers(ref *ChannelRef) (RoleSet, bool) {
+// Viewers is who may hear of an event about the channel ref names. When
+// filtered is false everyone may, at the cost of one atomic load, which is
+// all a community with no private channel ever pays; otherwise only the
+// roles in the set. A channel this node does not have (deleted, or not
+// heard of yet) is for the roles that see everything alone.
+func (c *Community) Viewers(ref *ChannelRef) (viewers RoleSet, filtered bool) {
 	if !c.private.Load() {
 		return allRoles, false
 	}
@@ -125,13 +131,7 @@ func (c *Community) Viewers(ref *ChannelRef) (RoleSet, bool) {
 		ch, _ = c.find(ref.Path, ref.Name)
 	}
 	if ch == nil || ch.Codec != ref.Codec {
-		var s RoleSet
-		for _, r := range roles {
-			if c.svc.perms.seesAll(r) {
-				s |= roleBit(r)
-			}
-		}
-		return s, true
+		return c.svc.perms.seeingAll(), true
 	}
 	return ch.viewers, ch.viewers != allRoles
 }
