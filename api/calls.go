@@ -82,6 +82,10 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 		// An override changed since the join that gave the ticket.
 		return nil, fmt.Errorf("%w: the ticket's user may no longer connect to this channel", community.ErrBadCallTicket)
 	}
+	// A ticket from before a timeout does not let its user speak during it.
+	if m.TimedOut(a.c.Now()) {
+		return nil, fmt.Errorf("%w: you are timed out", community.ErrPermission)
+	}
 	state := &callSession{ch: ch, role: m.Role}
 	if a.sfu != nil {
 		if state.peer, err = a.sfu.Join(a.c.CallID(ch), userID, callSignal{a: a, s: s, ch: ch, userID: userID}); err != nil {
@@ -102,6 +106,12 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 		old.Close(CloseNormal, "joined from another socket")
 	}
 	a.c.EnterCall(ch, userID)
+	// A timeout committed since the read above ended the calls it saw,
+	// which may not have held this one yet: read again, now that it does.
+	if m, err := a.c.Member(ctx, userID); err != nil || m.TimedOut(a.c.Now()) {
+		a.c.LeaveCall(ch, userID)
+		return nil, fmt.Errorf("%w: you are timed out", community.ErrPermission)
+	}
 	a.log.Info("call joined", slog.String("user", userID), slog.String("call", a.c.CallID(ch)))
 	return &Reply{Type: TypeIdentificationResponse, LogMessage: "in the call", Data: map[string]any{
 		"accepted": true, "call_id": a.c.CallID(ch), "peers": a.c.Peers(ch),

@@ -72,10 +72,26 @@ type testEnv struct {
 	shutdown func()
 	srv      *api.Server
 	stop     func()
+	// side, with newEnvSide only, is a second community served on a port
+	// of its own, at sideHTTP (http://127.0.0.1:port).
+	side     *community.Community
+	sideHTTP string
 }
 
 // newEnv starts a server; tune adjusts its config, media adjusts the SFU's.
 func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) *testEnv {
+	t.Helper()
+	return startEnv(t, tune, false, media...)
+}
+
+// newEnvSide is newEnv plus a second community, with the default
+// channels, on a listener of its own.
+func newEnvSide(t testing.TB) *testEnv {
+	t.Helper()
+	return startEnv(t, nil, true)
+}
+
+func startEnv(t testing.TB, tune func(*api.Config), side bool, media ...func(*voice.Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -132,9 +148,26 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	var own []api.CommunityListener
+	var sideCom *community.Community
+	sideHTTP := ""
+	if side {
+		if sideCom, err = communities.Create(ctx, "Side"); err == nil {
+			err = sideCom.CreateDefaultChannels(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sideLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		own = append(own, api.CommunityListener{Community: sideCom, Listener: sideLn, PublicAddr: sideLn.Addr().String()})
+		sideHTTP = "http://" + sideLn.Addr().String()
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	done, adminDone := make(chan error, 1), make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
+	go func() { done <- srv.Serve(sctx, ln, own...) }()
 	go func() { adminDone <- srv.ServeAdmin(sctx, adminLn) }()
 	var once, stopOnce sync.Once
 	shutdown := func() {
@@ -160,7 +193,7 @@ func newEnv(t testing.TB, tune func(*api.Config), media ...func(*voice.Config)) 
 	addr := ln.Addr().String()
 	return &testEnv{t: t, url: "ws://" + addr, http: "http://" + addr, admin: "http://" + adminLn.Addr().String(),
 		store: store, db: d, dir: dir, target: target, logs: logs, clock: clock,
-		communities: communities, com: com, sfu: sfu, shutdown: shutdown, stop: stop, srv: srv}
+		communities: communities, com: com, sfu: sfu, shutdown: shutdown, stop: stop, srv: srv, side: sideCom, sideHTTP: sideHTTP}
 }
 
 type testUser struct {

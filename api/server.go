@@ -64,6 +64,10 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// ShutdownTimeout bounds how long Serve waits for sockets to drain.
 	ShutdownTimeout time.Duration
+	// UploadTimeout, plus a second per 64 KiB of the ticket's size, bounds
+	// how long an upload's body may take to arrive (PROTOCOL §9 "Files and
+	// images").
+	UploadTimeout time.Duration
 	// PublicAddr is host:port as invites name this server; empty means the
 	// Host the request came in on is not known, so "localhost:1984".
 	PublicAddr string
@@ -98,6 +102,7 @@ func DefaultConfig() Config {
 		ReadHeaderTimeout:         10 * time.Second,
 		IdleTimeout:               120 * time.Second,
 		ShutdownTimeout:           5 * time.Second,
+		UploadTimeout:             30 * time.Second,
 	}
 }
 

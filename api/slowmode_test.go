@@ -165,3 +165,51 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("audit: %s", audit.Payload)
 	}
 }
+
+// TestTimeoutEndsCall: timing out a member who is in a call ends it: their
+// call socket closes and everyone sees them leave. A call ticket they got
+// before the timeout does not let them back in during it.
+func TestTimeoutEndsCall(t *testing.T) {
+	env := newEnv(t, nil)
+	owner := env.join(community.RoleOwner)
+	setupChannels(t, owner)
+	mod := env.join(community.RoleModerator)
+	alice, bob := env.join(community.RoleMember), env.join(community.RoleMember)
+	identify := func(tk string) (*client.Client, error) {
+		c := env.dial("/ws/calls/")
+		_, err := c.Request(ctxT(t), "identification", map[string]any{"path": "General", "name": "VC-1", "ticket": tk})
+		return c, err
+	}
+	tk, _ := env.callTicket(alice, "General", "VC-1")
+	call, err := identify(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nextResult(t, bob.c, community.ResultUserChanged); !strings.Contains(string(got.Payload), alice.ID) || !strings.Contains(string(got.Payload), `"active"`) {
+		t.Fatalf("alice entering: %s", got.Payload)
+	}
+
+	ok(t)(mod.root(t, "timeout", map[string]any{"user_id": alice.ID, "duration": 600}))
+	if code := waitClosed(t, call); code != 1000 {
+		t.Fatalf("the timed-out member's call socket closed with %d", code)
+	}
+	for _, who := range []*member{bob, alice} {
+		if got := nextResult(t, who.c, community.ResultUserLeft); !strings.Contains(string(got.Payload), alice.ID) {
+			t.Fatalf("user_left: %s", got.Payload)
+		}
+	}
+	if r := env.com.Peers(mustFind(t, env.com, "General", "VC-1")); len(r) != 0 {
+		t.Fatalf("still in the call: %+v", r)
+	}
+
+	// A ticket from before the next timeout.
+	ok(t)(mod.root(t, "remove_timeout", map[string]any{"user_id": alice.ID}))
+	tk, _ = env.callTicket(alice, "General", "VC-1")
+	ok(t)(mod.root(t, "timeout", map[string]any{"user_id": alice.ID, "duration": 600}))
+	if _, err := identify(tk); errType(err) != "error_permission" {
+		t.Fatalf("a ticket from before the timeout: %v", err)
+	}
+	if r := env.com.Peers(mustFind(t, env.com, "General", "VC-1")); len(r) != 0 {
+		t.Fatalf("in the call on an old ticket: %+v", r)
+	}
+}

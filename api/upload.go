@@ -21,10 +21,9 @@ import (
 const (
 	maxUploadsPerMember = 3
 	maxUploadsPerAddr   = 8
-	// uploadBaseTimeout plus the body at uploadMinRate bounds how long an
-	// upload may take: 25 MiB at 64 KiB/s is 400 s.
-	uploadBaseTimeout = 30 * time.Second
-	uploadMinRate     = 64 << 10
+	// Config.UploadTimeout plus the body at uploadMinRate bounds how long
+	// an upload may take: 25 MiB at 64 KiB/s is 400 s.
+	uploadMinRate = 64 << 10
 )
 
 // uploadGate counts the uploads in progress per member and per address.
@@ -64,9 +63,44 @@ func (s *Server) fileRoutes(r chi.Router, c *communityAPI) {
 	if c == nil {
 		return
 	}
-	r.Put("/api/upload/{upload_id}", func(w http.ResponseWriter, r *http.Request) { s.upload(w, r, c) })
+	r.Put("/api/upload/{upload_id}", func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowCORS(w, r) {
+			uploadError(w, http.StatusForbidden, ErrTypePermission, "this origin may not upload here")
+			return
+		}
+		s.upload(w, r, c)
+	})
+	r.Options("/api/upload/{upload_id}", func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowCORS(w, r) {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "PUT")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	})
 	r.Get("/files/{file_id}/{name}", func(w http.ResponseWriter, r *http.Request) { s.download(w, r, c) })
 	r.Head("/files/{file_id}/{name}", func(w http.ResponseWriter, r *http.Request) { s.download(w, r, c) })
+}
+
+// allowCORS lets the page served on another of iotad's ports (or an origin
+// the operator allowed) upload to this community's port, as checkOrigin
+// lets it open the socket; the ticket stays the credential. A request
+// with no Origin, or the port's own, needs nothing.
+func (s *Server) allowCORS(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if !s.checkOrigin(r) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	return true
 }
 
 type uploadReply struct {
@@ -111,8 +145,23 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *communityAPI)
 		uploadError(w, http.StatusRequestEntityTooLarge, ErrTypeInvalidData, "larger than the upload allows")
 		return
 	}
-	t, err := c.c.ClaimUpload(ctx, chi.URLParam(r, "upload_id"))
+	id := chi.URLParam(r, "upload_id")
+	// The ticket is read, not spent, before the gate: a 429 leaves it for
+	// the retry.
+	t, err := c.c.UploadTicket(ctx, id)
 	if err != nil {
+		status, typ := uploadStatus(err)
+		uploadError(w, status, typ, err.Error())
+		return
+	}
+	addr, _ := clientHost(r, s.cfg.TrustedProxies)
+	if !c.uploads.enter(t.UserID, addr) {
+		w.Header().Set("Retry-After", "1")
+		uploadError(w, http.StatusTooManyRequests, ErrTypeRateLimited, "too many uploads at once")
+		return
+	}
+	defer c.uploads.leave(t.UserID, addr)
+	if t, err = c.c.ClaimUpload(ctx, id); err != nil {
 		status, typ := uploadStatus(err)
 		uploadError(w, status, typ, err.Error())
 		return
@@ -122,26 +171,26 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *communityAPI)
 		if r.ContentLength > t.Size {
 			status = http.StatusRequestEntityTooLarge
 		}
+		c.c.DropTicket(ctx, t.ID)
 		uploadError(w, status, ErrTypeInvalidData, "Content-Length is not the ticket's size "+strconv.FormatInt(t.Size, 10))
 		return
 	}
-	addr, _ := clientHost(r, s.cfg.TrustedProxies)
-	if !c.uploads.enter(t.UserID, addr) {
-		uploadError(w, http.StatusTooManyRequests, ErrTypeRateLimited, "too many uploads at once")
-		return
-	}
-	defer c.uploads.leave(t.UserID, addr)
-	deadline := uploadBaseTimeout + time.Duration(t.Size/uploadMinRate)*time.Second
+	deadline := s.cfg.UploadTimeout + time.Duration(t.Size/uploadMinRate)*time.Second
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(deadline))
 	f, err := c.c.StoreUpload(ctx, t, r.Body)
 	if err != nil {
 		status, typ := uploadStatus(err)
-		if status == http.StatusInternalServerError {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The client stalled: its fault, not the server's, and no
+			// reason to log.
+			uploadError(w, http.StatusRequestTimeout, ErrTypeInvalidData, "the upload took too long")
+		case status == http.StatusInternalServerError:
 			s.log.Error("store upload", slog.String("community", c.c.ID), slog.Any("err", err))
 			uploadError(w, status, typ, "internal error")
-			return
+		default:
+			uploadError(w, status, typ, err.Error())
 		}
-		uploadError(w, status, typ, err.Error())
 		return
 	}
 	writeJSON(w, uploadReply{FileID: f.FileID, SHA256: f.SHA256, Size: f.Size, Type: f.Type, Width: f.Width, Height: f.Height, URL: f.URL})
@@ -174,7 +223,12 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, c *communityAP
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	// cross-origin: the page on iotad's main port shows the images of a
+	// community on a port of its own, and Chromium holds two ports of an
+	// IP address to be two sites, so same-site would block them. It gives
+	// nothing away: the id in the url is the capability, and whoever has
+	// the url can fetch the file without any page.
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	h.Set("ETag", `"`+f.SHA256+`"`)
 	if community.IsInlineType(f.Type) {

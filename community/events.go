@@ -336,6 +336,9 @@ func backfillMessages(c *Community, key string, after, before int64) ([]*Event, 
 	// scanMessages puts a page newest last from rows read newest first;
 	// these were read oldest first.
 	slices.Reverse(msgs)
+	if err := c.attachMentions(context.Background(), ch, msgs); err != nil {
+		return nil, err
+	}
 	if err := c.loadAttachments(context.Background(), ch, msgs); err != nil {
 		return nil, err
 	}

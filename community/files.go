@@ -74,19 +74,32 @@ type File struct {
 }
 
 // fileStore is the disk half: DATA/files/<hh>/<sha256>, and tmp/ for
-// uploads in progress.
+// uploads in progress and blobs the sweep is about to remove.
+//
+// In a cluster several nodes share the directory and the database, so no
+// lock of one process orders an upload against another node's sweep.
+// Two orders do, over the database: an upload commits the row that names
+// its blob before it renames the blob into place, and the sweep moves a
+// blob aside before it asks, a last time, whether a row names it (see
+// removeBlob).
 type fileStore struct {
 	dir       string
 	maxUpload int64
 	quota     int64
-	// blobMu orders a blob's rename-then-commit against the sweep's
-	// check-then-remove on this node, so a blob a new row names is never
-	// removed under it.
-	blobMu   sync.Mutex
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	stopOnce  sync.Once
+	// hook, in tests, runs at the named steps of removeBlob.
+	hook func(step, sum string)
 }
+
+// tmpGrace is how old a temp file must be before start-up removes it: in a
+// cluster the directory is shared, and a younger one may be another node's
+// upload in progress (none lasts half an hour: PROTOCOL §9).
+const tmpGrace = 30 * time.Minute
+
+// trashPrefix names, in tmp/, a blob the sweep moved aside.
+const trashPrefix = "gc-"
 
 func openFileStore(dir string, maxUpload, quota int64) (*fileStore, error) {
 	if maxUpload <= 0 {
@@ -96,16 +109,47 @@ func openFileStore(dir string, maxUpload, quota int64) (*fileStore, error) {
 		quota = DefaultUploadQuota
 	}
 	fs := &fileStore{dir: dir, maxUpload: maxUpload, quota: quota}
-	// An upload cut short (kill -9) left at most a temp file, which no row
-	// names: start-up removes them all.
-	if err := os.RemoveAll(fs.tmpDir()); err != nil {
-		return nil, fmt.Errorf("community: clear upload temp files: %w", err)
-	}
 	if err := os.MkdirAll(fs.tmpDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("community: files directory: %w", err)
 	}
+	if err := fs.clearTmp(time.Now()); err != nil {
+		return nil, err
+	}
 	return fs, nil
 }
+
+// clearTmp tidies what a crash (kill -9) left in tmp/: an upload cut
+// short left a temp file, which no row names, and is removed once it is
+// older than any upload in progress could be; a sweep cut short left a
+// blob moved aside, which a row may still name, and goes back in place
+// (a blob no row names costs disk, never a file).
+func (fs *fileStore) clearTmp(now time.Time) error {
+	entries, err := os.ReadDir(fs.tmpDir())
+	if err != nil {
+		return fmt.Errorf("community: read upload temp files: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(fs.tmpDir(), e.Name())
+		if sum, ok := strings.CutPrefix(e.Name(), trashPrefix); ok {
+			if sum, _, _ = strings.Cut(sum, "-"); isSHA256(sum) {
+				if err := os.MkdirAll(filepath.Dir(fs.blobPath(sum)), 0o700); err == nil {
+					os.Rename(p, fs.blobPath(sum))
+				}
+			}
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < tmpGrace {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("community: clear upload temp files: %w", err)
+		}
+	}
+	return nil
+}
+
+func isSHA256(s string) bool { return len(s) == 64 && isHex(s) }
 
 func (fs *fileStore) tmpDir() string { return filepath.Join(fs.dir, "tmp") }
 
@@ -152,10 +196,9 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func isFileID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
+func isFileID(s string) bool { return len(s) == 32 && isHex(s) }
+
+func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
 			return false
@@ -253,26 +296,42 @@ type Ticket struct {
 	Size   int64
 }
 
+// UploadTicket reads the ticket id of this community without spending it,
+// so that the PUT can be turned away (too many at once) and retried with
+// the same ticket: ErrNotFound when it is unknown, expired or another
+// community's, ErrConflict when used.
+func (c *Community) UploadTicket(ctx context.Context, id string) (Ticket, error) {
+	return c.readTicket(ctx, c.svc.db.Read, id)
+}
+
+func (c *Community) readTicket(ctx context.Context, q queryer, id string) (Ticket, error) {
+	t := Ticket{ID: id}
+	var expires int64
+	var claimed sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT user_id, name, size, expires_at, claimed_at FROM uploads WHERE id = $1 AND community_id = $2`,
+		id, c.ID).Scan(&t.UserID, &t.Name, &t.Size, &expires, &claimed)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= c.svc.now().UnixMilli() {
+		return Ticket{}, fmt.Errorf("%w: no upload ticket %q (unknown or expired)", ErrNotFound, id)
+	}
+	if err != nil {
+		return Ticket{}, fmt.Errorf("community: read ticket: %w", err)
+	}
+	if claimed.Valid {
+		return Ticket{}, fmt.Errorf("%w: the upload ticket was used already", ErrConflict)
+	}
+	return t, nil
+}
+
 // ClaimUpload spends the ticket id of this community: ErrNotFound when it
 // is unknown, expired or another community's, ErrConflict when used.
 func (c *Community) ClaimUpload(ctx context.Context, id string) (Ticket, error) {
-	t := Ticket{ID: id}
+	var t Ticket
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		var expires int64
-		var claimed sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT user_id, name, size, expires_at, claimed_at FROM uploads WHERE id = $1 AND community_id = $2`,
-			id, c.ID).Scan(&t.UserID, &t.Name, &t.Size, &expires, &claimed)
-		now := c.svc.now().UnixMilli()
-		if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= now {
-			return fmt.Errorf("%w: no upload ticket %q (unknown or expired)", ErrNotFound, id)
+		var err error
+		if t, err = c.readTicket(ctx, tx, id); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("community: read ticket: %w", err)
-		}
-		if claimed.Valid {
-			return fmt.Errorf("%w: the upload ticket was used already", ErrConflict)
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND claimed_at IS NULL`, now, id)
+		res, err := tx.ExecContext(ctx, `UPDATE uploads SET claimed_at = $1 WHERE id = $2 AND claimed_at IS NULL`, c.svc.now().UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("community: claim ticket: %w", err)
 		}
@@ -282,6 +341,20 @@ func (c *Community) ClaimUpload(ctx context.Context, id string) (Ticket, error) 
 		return nil
 	}, nil)
 	return t, err
+}
+
+// DropTicket deletes a claimed ticket whose upload failed: it is spent,
+// and a PUT that tries it again is told so (404) rather than that it is
+// still uploading (409).
+func (c *Community) DropTicket(ctx context.Context, id string) {
+	ctx = context.WithoutCancel(ctx)
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+		return err
+	}, nil)
+	if err != nil {
+		slog.Error("community: drop a failed upload's ticket", slog.String("community", c.ID), slog.Any("err", err))
+	}
 }
 
 // sniffer keeps the first 512 bytes written through it.
@@ -298,7 +371,14 @@ func (s *sniffer) Write(p []byte) (int, error) {
 // and stores them: a temp file, synced, renamed to its content address,
 // the directory synced, then the row committed. Until that commit nothing
 // names the file; a crash leaves a temp file or an unnamed blob.
-func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (File, error) {
+//
+// Whatever the outcome, the ticket is spent: a failed upload deletes it.
+func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (_ File, err error) {
+	defer func() {
+		if err != nil {
+			c.DropTicket(ctx, t.ID)
+		}
+	}()
 	fs := c.svc.files
 	tmp, err := os.CreateTemp(fs.tmpDir(), "up-*")
 	if err != nil {
@@ -331,18 +411,10 @@ func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (
 		}
 	}
 	f.URL, f.Path = FileURL(f.FileID, f.Name), fs.blobPath(f.SHA256)
-	fs.blobMu.Lock()
-	defer fs.blobMu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
-		return File{}, fmt.Errorf("community: files directory: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return File{}, fmt.Errorf("community: store upload: %w", err)
-	}
-	if err := syncDir(filepath.Dir(f.Path)); err != nil {
-		return File{}, err
-	}
 	now := c.svc.now().UnixMilli()
+	// The row first, then the blob: a sweep on any node that may remove
+	// this content's blob asks the database after it moved the blob aside,
+	// and then sees this row (see removeBlob).
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if _, err := c.actorNow(ctx, tx, Member{UserID: t.UserID}, PermPost, "uploading"); err != nil {
 			return err
@@ -371,10 +443,30 @@ func (c *Community) StoreUpload(ctx context.Context, t Ticket, body io.Reader) (
 		return nil
 	}, nil)
 	if err != nil {
-		c.svc.removeBlobLocked(context.WithoutCancel(ctx), f.SHA256)
+		return File{}, err
+	}
+	if err := placeBlob(tmp.Name(), f.Path); err != nil {
+		// Nobody has the id yet: the row goes, and with it the quota used.
+		c.svc.w.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, f.FileID)
+			return err
+		}, nil)
 		return File{}, err
 	}
 	return f, nil
+}
+
+// placeBlob renames a synced temp file to its content address, durably.
+// Another blob of the same content may be there already: the rename
+// replaces it with the same bytes.
+func placeBlob(tmp, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("community: files directory: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("community: store upload: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 func nullInt(v int) any {
@@ -396,20 +488,50 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// removeBlobIfUnused removes a blob no files row names.
-func (s *Service) removeBlobIfUnused(ctx context.Context, sum string) {
-	s.files.blobMu.Lock()
-	defer s.files.blobMu.Unlock()
-	s.removeBlobLocked(ctx, sum)
+// named reports whether a files row names the content sum; an error
+// counts as named, so that a blob is kept when in doubt.
+func (s *Service) named(ctx context.Context, sum string) bool {
+	var n int
+	err := s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE sha256 = $1`, sum).Scan(&n)
+	return err != nil || n > 0
 }
 
-func (s *Service) removeBlobLocked(ctx context.Context, sum string) {
-	var n int
-	if err := s.db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE sha256 = $1`, sum).Scan(&n); err != nil || n > 0 {
+// removeBlob removes the blob of content sum if no files row names it,
+// safely against an upload of the same content on any node sharing the
+// directory and the database. An upload commits its row, then renames its
+// blob in place. The sweep moves the blob aside, then asks the database:
+// a row committed before that answer is seen, and the blob goes back (an
+// upload that renamed its own in meanwhile put the same bytes there); a
+// row committed after it belongs to an upload whose rename comes later
+// still, so removing what was moved aside takes nothing from it.
+func (s *Service) removeBlob(ctx context.Context, sum string) {
+	fs := s.files
+	if s.named(ctx, sum) {
 		return
 	}
-	if err := os.Remove(s.files.blobPath(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	fs.step("unnamed", sum)
+	trash := filepath.Join(fs.tmpDir(), trashPrefix+sum+"-"+randomID())
+	if err := os.Rename(fs.blobPath(sum), trash); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			slog.Error("community: move an unused file aside", slog.String("sha256", sum), slog.Any("err", err))
+		}
+		return
+	}
+	fs.step("moved", sum)
+	if s.named(ctx, sum) {
+		if err := os.Rename(trash, fs.blobPath(sum)); err != nil {
+			slog.Error("community: put back a file in use", slog.String("sha256", sum), slog.Any("err", err))
+		}
+		return
+	}
+	if err := os.Remove(trash); err != nil && !errors.Is(err, os.ErrNotExist) {
 		slog.Error("community: remove unused file", slog.String("sha256", sum), slog.Any("err", err))
+	}
+}
+
+func (fs *fileStore) step(name, sum string) {
+	if fs.hook != nil {
+		fs.hook(name, sum)
 	}
 }
 
@@ -519,6 +641,9 @@ func (c *Community) attach(ctx context.Context, tx *sql.Tx, userID string, chann
 	now := c.svc.now().UnixMilli()
 	out := make([]Attachment, 0, len(ids))
 	for i, id := range ids {
+		if err := c.lockFile(ctx, tx, id, now); err != nil {
+			return nil, err
+		}
 		var a Attachment
 		var uploader string
 		var w, h sql.NullInt64
@@ -538,12 +663,24 @@ func (c *Community) attach(ctx context.Context, tx *sql.Tx, userID string, chann
 			channelID, seq, i, id); err != nil {
 			return nil, fmt.Errorf("community: attach file: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE files SET last_used = $1 WHERE id = $2`, now, id); err != nil {
-			return nil, fmt.Errorf("community: attach file: %w", err)
-		}
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// lockFile marks file id of this community used now, first thing in a
+// write that is about to use it: on PostgreSQL the update holds the row
+// until the commit, so a sweep on another node either deleted it already
+// (ErrNotFound here) or waits and then finds it used.
+func (c *Community) lockFile(ctx context.Context, tx *sql.Tx, id string, now int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE files SET last_used = $1 WHERE id = $2 AND community_id = $3`, now, id, c.ID)
+	if err != nil {
+		return fmt.Errorf("community: use file: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: no file %s", ErrNotFound, id)
+	}
+	return nil
 }
 
 // releaseFiles marks a message's files used now, before the message (and
@@ -598,35 +735,40 @@ func (s *Service) CollectFiles(ctx context.Context) (int, error) {
 	cutoff := now.Add(-FileGrace).UnixMilli()
 	var gone []string
 	err := s.w.do(ctx, func(tx *sql.Tx) error {
-		gone = gone[:0]
+		gone = nil
 		// A claimed ticket's upload may still be arriving: it is kept an
 		// hour past its expiry, longer than any upload's read deadline.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE expires_at <= $1 AND (claimed_at IS NULL OR expires_at <= $2)`,
 			now.UnixMilli(), cutoff); err != nil {
 			return fmt.Errorf("community: expire tickets: %w", err)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, sha256 FROM files f WHERE last_used <= $1
-			AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = f.id)
-			AND NOT EXISTS (SELECT 1 FROM members m WHERE m.avatar_file_id = f.id) LIMIT 1000`, cutoff)
+		rows, err := tx.QueryContext(ctx, `SELECT id, sha256 FROM files WHERE last_used <= $1`+unusedFile+` LIMIT 1000`, cutoff)
 		if err != nil {
 			return fmt.Errorf("community: find unused files: %w", err)
 		}
-		var ids []string
+		var ids, sums []string
 		for rows.Next() {
 			var id, sum string
 			if err := rows.Scan(&id, &sum); err != nil {
 				rows.Close()
 				return fmt.Errorf("community: find unused files: %w", err)
 			}
-			ids, gone = append(ids, id), append(gone, sum)
+			ids, sums = append(ids, id), append(sums, sum)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, id); err != nil {
+		for i, id := range ids {
+			// The conditions again, in the DELETE itself: on PostgreSQL an
+			// attach on another node that touched the row since the SELECT
+			// (or holds it, see lockFile) makes this delete nothing.
+			res, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1 AND last_used <= $2`+unusedFile, id, cutoff)
+			if err != nil {
 				return fmt.Errorf("community: delete unused file: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				gone = append(gone, sums[i])
 			}
 		}
 		return nil
@@ -635,10 +777,16 @@ func (s *Service) CollectFiles(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, sum := range gone {
-		s.removeBlobIfUnused(ctx, sum)
+		s.removeBlob(ctx, sum)
 	}
 	return len(gone), nil
 }
+
+// unusedFile is the condition, on a files row, that no message and no
+// avatar uses it.
+const unusedFile = `
+	AND NOT EXISTS (SELECT 1 FROM message_files mf WHERE mf.file_id = files.id)
+	AND NOT EXISTS (SELECT 1 FROM members m WHERE m.avatar_file_id = files.id)`
 
 // sweepFiles runs CollectFiles every FileSweepInterval until Close.
 func (s *Service) sweepFiles() {

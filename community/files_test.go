@@ -269,19 +269,132 @@ func testProfiles(t *testing.T, b dbtest.Backend) {
 	}
 }
 
-func TestStartupRemovesTempFiles(t *testing.T) {
+// TestStartupTidiesTmp: start-up removes an upload's temp file a crash
+// left, but not one young enough to be another node's upload in progress
+// (the directory is shared in a cluster), and puts back a blob a sweep cut
+// short had moved aside.
+func TestStartupTidiesTmp(t *testing.T) {
 	dir := t.TempDir()
-	tmp := filepath.Join(dir, "files", "tmp")
+	files := filepath.Join(dir, "files")
+	tmp := filepath.Join(files, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	left := filepath.Join(tmp, "up-123")
+	left, young := filepath.Join(tmp, "up-123"), filepath.Join(tmp, "up-456")
 	os.WriteFile(left, []byte("half an upload"), 0o600)
-	if _, err := openFileStore(filepath.Join(dir, "files"), 0, 0); err != nil {
+	os.WriteFile(young, []byte("another node's upload"), 0o600)
+	old := time.Now().Add(-tmpGrace - time.Minute)
+	os.Chtimes(left, old, old)
+	sum := strings.Repeat("ab", 32)
+	os.WriteFile(filepath.Join(tmp, trashPrefix+sum+"-"+randomID()), []byte("moved aside"), 0o600)
+	fs, err := openFileStore(files, 0, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the temp file of a cut upload survived start-up: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Fatalf("start-up removed an upload in progress: %v", err)
+	}
+	if b, err := os.ReadFile(fs.blobPath(sum)); string(b) != "moved aside" {
+		t.Fatalf("the blob moved aside is not back: %q %v", b, err)
+	}
+}
+
+// TestSweepAcrossNodes: two nodes share the database and the files
+// directory. While one sweeps the blob of a file nobody uses, the other
+// stores an upload of the same bytes, at each step of the sweep where that
+// could go wrong; the new file keeps its blob.
+func TestSweepAcrossNodes(t *testing.T) { dbtest.Each(t, testSweepAcrossNodes) }
+
+func testSweepAcrossNodes(t *testing.T, b dbtest.Backend) {
+	ctx := context.Background()
+	for _, step := range []string{"unnamed", "moved"} {
+		t.Run(step, func(t *testing.T) {
+			target, dir := b.New(t), t.TempDir()
+			clock := &movableClock{}
+			opts := Options{KeyDir: dir, Now: clock.now}
+			node := func() *Service {
+				s, err := Open(ctx, dbtest.OpenTarget(t, target), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			s1 := node()
+			c1, err := s1.Create(ctx, "Files")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c1.CreateDefaultChannels(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s2 := node()
+			c2, err := s2.Get(c1.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice := addMember(t, c1, RoleMember)
+			body := pngBytes(t, 3, 3)
+			unused, err := uploadFile(t, c1, alice, "old.png", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock.advance(FileGrace + time.Minute)
+			var fresh File
+			var upErr error
+			s1.files.hook = func(at, sum string) {
+				if at == step && sum == unused.SHA256 {
+					fresh, upErr = uploadFile(t, c2, alice, "new.png", body)
+				}
+			}
+			n, err := s1.CollectFiles(ctx)
+			s1.files.hook = nil
+			if err != nil || n != 1 {
+				t.Fatalf("collected %d, %v", n, err)
+			}
+			if upErr != nil || fresh.FileID == "" {
+				t.Fatalf("the upload on the other node: %+v %v", fresh, upErr)
+			}
+			if got, err := os.ReadFile(fresh.Path); !bytes.Equal(got, body) {
+				t.Fatalf("the new file's blob after the sweep: %d bytes, %v", len(got), err)
+			}
+			raw, _ := json.Marshal(map[string]any{"attachments": []string{fresh.FileID}})
+			if _, _, err := c2.Call(ctx, alice, "General", "general", "", "send_message", raw, nil); err != nil {
+				t.Fatalf("sending the new file: %v", err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "files", "tmp", "*")); len(left) != 0 {
+				t.Fatalf("left in tmp: %v", left)
+			}
+		})
+	}
+}
+
+// TestAttachCollected: a file the sweep deleted is not found when a
+// message attaches it or a profile takes it as avatar, on both backends.
+func TestAttachCollected(t *testing.T) { dbtest.Each(t, testAttachCollected) }
+
+func testAttachCollected(t *testing.T, b dbtest.Backend) {
+	s, c, clock, _ := openFilesTest(t, b)
+	ctx := context.Background()
+	alice := addMember(t, c, RoleMember)
+	f, err := uploadFile(t, c, alice, "dot.png", pngBytes(t, 2, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(FileGrace + time.Minute)
+	if n, err := s.CollectFiles(ctx); err != nil || n != 1 {
+		t.Fatalf("collected %d, %v", n, err)
+	}
+	raw, _ := json.Marshal(map[string]any{"attachments": []string{f.FileID}})
+	if _, _, err := c.Call(ctx, alice, "General", "general", "", "send_message", raw, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("attaching a collected file: %v", err)
+	}
+	raw, _ = json.Marshal(map[string]any{"avatar_file_id": f.FileID})
+	if _, _, err := c.Call(ctx, alice, "", "", "", "set_profile", raw, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a collected file as avatar: %v", err)
 	}
 }
 

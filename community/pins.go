@@ -127,11 +127,18 @@ func listPins(ctx context.Context, call *Call) (*Result, error) {
 		return nil, fmt.Errorf("community: read pins: %w", err)
 	}
 	for i := range out {
+		// Every field of a message as in a chunk (PROTOCOL §5.3).
 		one := []Message{out[i].Message}
+		if err := c.attachMentions(ctx, ch, one); err != nil {
+			return nil, err
+		}
+		if err := c.loadAttachments(ctx, ch, one); err != nil {
+			return nil, err
+		}
 		if err := c.addReactions(ctx, ch, one, call.Member.UserID); err != nil {
 			return nil, err
 		}
-		out[i].Reactions = one[0].Reactions
+		out[i].Message = one[0]
 	}
 	return &Result{Result: ResultPins, Payload: map[string]any{"pins": out}}, nil
 }

@@ -123,6 +123,9 @@ func (c *Community) SetProfile(ctx context.Context, actor Member, payload json.R
 		}
 		if change.setAvatar {
 			if change.avatar != nil {
+				if err := c.lockFile(ctx, tx, *change.avatar, c.svc.now().UnixMilli()); err != nil {
+					return err
+				}
 				var uploader, typ string
 				var size int64
 				err := tx.QueryRowContext(ctx, `SELECT uploader_id, type, size FROM files WHERE id = $1 AND community_id = $2`,

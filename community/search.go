@@ -198,6 +198,9 @@ func (c *Community) Search(ctx context.Context, actor Member, payload json.RawMe
 	}
 	ctx, cancel := context.WithTimeout(ctx, searchTimeout)
 	defer cancel()
+	if err := c.svc.search.catchUp(ctx); err != nil {
+		return nil, false, searchFailed(ctx, err)
+	}
 	set := channelSet(c.svc.db, channels)
 	before := int64(1<<63 - 1)
 	if in.Before != nil {
@@ -209,7 +212,7 @@ func (c *Community) Search(ctx context.Context, actor Member, payload json.RawMe
 	if c.svc.db.Dialect == db.Postgres {
 		q, match = searchPostgres, strings.Join(terms, " ")
 	}
-	rows, err := c.svc.db.Read.QueryContext(ctx, q, match, before, set, author, amount+1)
+	rows, err := c.svc.db.Read.QueryContext(ctx, q, c.svc.db.PlannedPerCall(match, before, set, author, amount+1)...)
 	if err != nil {
 		return nil, false, searchFailed(ctx, err)
 	}

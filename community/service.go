@@ -53,6 +53,7 @@ type Service struct {
 	keyDir string
 	now    func() time.Time
 	w      *writer
+	search *searchIndexer
 	ids    idGen
 	codecs *Registry
 	perms  Permissions
@@ -211,6 +212,11 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.w = newWriter(d)
+	if s.search, err = newSearchIndexer(ctx, d, s.w); err != nil {
+		s.w.close()
+		s.closeBus()
+		return nil, err
+	}
 	s.startFileSweep()
 	return s, nil
 }
@@ -276,6 +282,7 @@ func (s *Service) Close() {
 	if s.iceSub != nil {
 		s.iceSub.Unsubscribe()
 	}
+	s.search.close()
 	s.w.close()
 	s.closeBus()
 }

@@ -196,8 +196,11 @@ function person(com, userID) {
 }
 
 // fileURL makes a file path of the server's absolute on the community's
-// origin (the community may be on another port than the page).
+// origin (the community may be on another port than the page). Only the
+// server's own paths: the page's CSP lets images come from any port of its
+// host, and a community must not point the page at another.
 function fileURL(com, path) {
+  if (typeof path !== "string" || !/^\/(files|api\/upload)\//.test(path)) return "about:blank";
   if (!com?.url) return path;
   return new URL(path, com.url.replace(/^ws/, "http")).href;
 }
@@ -633,7 +636,7 @@ function renderMembers() {
       li.dataset.user = m.user_id;
       li.dataset.role = role;
       li.querySelector(".person").title += m.online ? "\nonline" : "\noffline";
-      timeoutControls(com, li, m);
+      memberControls(com, li, m);
       ul.append(li);
     }
     box.append(el("h3", { textContent: `${heading} — ${people.length}` }), ul);
@@ -1467,6 +1470,7 @@ function wire() {
   $("emoji-button").onclick = () => openEmoji();
   document.addEventListener("pointerdown", (ev) => {
     if (emoji.box && !emoji.box.contains(ev.target) && ev.target !== $("emoji-button")) closeEmoji();
+    if (memberMenu.box && !memberMenu.box.contains(ev.target) && !ev.target.closest?.("#member-list li[data-actionable]")) closeMemberMenu(false);
   });
   $("notify-button").onclick = () => askNotifications();
   renderNotifyButton();
@@ -1689,19 +1693,94 @@ function mentionedIn(com, text) {
 
 const RANK = { owner: 4, admin: 3, moderator: 2, member: 1 };
 
-// timeoutControls gives a moderator "Time out" buttons on the members they
-// outrank, as the server allows, and shows who is timed out.
-function timeoutControls(com, li, m) {
+// memberActions lists what the viewer may do to member m, as the default
+// permission table allows (docs/PERMISSIONS.md): timeouts and kicks from
+// moderator, bans and roles from admin, only on those they outrank. The
+// server decides; a table the operator changed shows up as its refusal.
+function memberActions(com, m) {
+  const mine = RANK[com.role] || 0;
+  if (mine < RANK.moderator || mine <= (RANK[m.role] || 0)) return [];
+  const name = person(com, m.user_id).name;
+  const act = (fn, payload, done) => () => com.root(fn, { user_id: m.user_id, ...payload }).then(() => (done && say(done), loadMembers(com)), (err) => say(explain(err)));
+  const out = [];
+  for (const [label, duration] of [["1 hour", 3600], ["1 day", 86400]]) out.push({ label: `Time out for ${label}`, run: act("timeout", { duration }) });
+  if (m.timeout_until > Date.now()) out.push({ label: "End time out", run: act("remove_timeout", {}) });
+  out.push({ label: "Kick", danger: true, confirm: `Kick ${name}? They can join again with an invite.`, run: act("kick", {}, `${name} was kicked.`) });
+  if (mine >= RANK.admin) {
+    out.push({ label: "Ban", danger: true, confirm: `Ban ${name}? They cannot join again until unbanned.`, run: act("ban", {}, `${name} was banned.`) });
+    // An admin names roles up to moderator, the owner up to admin.
+    for (const role of ["admin", "moderator", "member"]) {
+      if (role !== m.role && RANK[role] < mine) out.push({ label: `Make ${role}`, run: act("set_role", { role }, `${name} is ${role} now.`) });
+    }
+  }
+  return out;
+}
+
+// memberControls shows who is timed out and gives the members the viewer
+// may act on one "⋯" button: the actions are in its menu, not on every
+// row (a clicked row opens it too).
+function memberControls(com, li, m) {
   if (m.timeout_until > Date.now()) li.append(el("span", { className: "timed-out", textContent: " timed out", title: `until ${fullFormat.format(new Date(m.timeout_until))}` }));
-  if ((RANK[com.role] || 0) < RANK.moderator || (RANK[com.role] || 0) <= (RANK[m.role] || 0)) return;
-  for (const [label, duration] of [["1 h", 3600], ["1 day", 86400]]) {
-    const b = el("button", { className: "timeout", textContent: `Time out ${label}`, ariaLabel: `Time out ${person(com, m.user_id).name} for ${label}` });
-    b.onclick = () => com.root("timeout", { user_id: m.user_id, duration }).catch((err) => say(explain(err)));
-    li.append(b);
-  }
-  if (m.timeout_until > Date.now()) {
-    const b = el("button", { className: "timeout", textContent: "End time out" });
-    b.onclick = () => com.root("remove_timeout", { user_id: m.user_id }).catch((err) => say(explain(err)));
-    li.append(b);
-  }
+  if (!memberActions(com, m).length) return;
+  const b = el("button", { type: "button", className: "quiet member-more", textContent: "⋯", ariaLabel: `Actions for ${person(com, m.user_id).name}` });
+  b.setAttribute("aria-haspopup", "menu");
+  b.setAttribute("aria-expanded", String(memberMenu.user === m.user_id));
+  b.onclick = (ev) => (ev.stopPropagation(), toggleMemberMenu(com, m.user_id, b));
+  li.onclick = () => toggleMemberMenu(com, m.user_id, b);
+  li.dataset.actionable = "";
+  li.append(b);
+}
+
+const memberMenu = { box: null, user: null };
+
+// toggleMemberMenu opens the menu of userID's actions beside button, or
+// closes it when it is open already. Arrow keys move, Escape closes and
+// gives the focus back to the button.
+function toggleMemberMenu(com, userID, button) {
+  const same = memberMenu.user === userID;
+  closeMemberMenu(false);
+  if (same) return;
+  const m = com.members.get(userID);
+  if (!m) return;
+  const items = memberActions(com, m).map((a) => {
+    const item = el("button", { type: "button", textContent: a.label, className: a.danger ? "danger" : "", tabIndex: -1 });
+    item.setAttribute("role", "menuitem");
+    item.onclick = () => {
+      closeMemberMenu(true);
+      if (!a.confirm || confirm(a.confirm)) a.run();
+    };
+    return item;
+  });
+  const box = (memberMenu.box = el("div", { className: "popover member-menu", id: "member-menu" }, ...items));
+  box.setAttribute("role", "menu");
+  box.setAttribute("aria-label", `Actions for ${person(com, userID).name}`);
+  memberMenu.user = userID;
+  box.onkeydown = (ev) => {
+    const i = items.indexOf(document.activeElement);
+    const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: items.length - 1 }[ev.key];
+    if (ev.key === "Escape" || ev.key === "Tab") closeMemberMenu(true);
+    else if (to !== undefined) items[(to + items.length) % items.length].focus();
+    else return;
+    ev.preventDefault();
+  };
+  document.body.append(box);
+  // Left of the button (the member column is at the window's right edge),
+  // kept on screen; through the CSSOM, which the page's CSP allows.
+  const r = button.getBoundingClientRect();
+  box.style.left = `${Math.max(8, Math.min(r.right - box.offsetWidth, innerWidth - box.offsetWidth - 8))}px`;
+  box.style.top = `${Math.max(8, Math.min(r.bottom + 4, innerHeight - box.offsetHeight - 8))}px`;
+  button.setAttribute("aria-expanded", "true");
+  items[0].focus();
+}
+
+// closeMemberMenu closes the member menu; refocus gives the focus back to
+// its member's "⋯" (the list may have been drawn again meanwhile).
+function closeMemberMenu(refocus) {
+  if (!memberMenu.box) return;
+  const user = memberMenu.user;
+  memberMenu.box.remove();
+  memberMenu.box = memberMenu.user = null;
+  const b = $("member-list").querySelector(`li[data-user="${CSS.escape(user)}"] .member-more`);
+  b?.setAttribute("aria-expanded", "false");
+  if (refocus) b?.focus();
 }

@@ -19,9 +19,38 @@ import (
 var files embed.FS
 
 // policy allows only what the page itself serves, plus WebSockets to any
-// community (they may live on other hosts).
-const policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-	"connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// community (they may live on other hosts), plus images and uploads on the
+// page's host at any port: iotad serves a second community on a port of its
+// own, and that community's files come from there (PROTOCOL §9 "Files and
+// images").
+func policy(host string) string {
+	sibling := ""
+	if h := siblingSource(host); h != "" {
+		sibling = " " + h
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:" + sibling + "; " +
+		"connect-src 'self' ws: wss:" + sibling + "; media-src 'self' blob: mediastream:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
+
+// siblingSource is the CSP source "host:*" for the Host a request named,
+// or "" when it is not a name CSP can express (an IPv6 literal) or not a
+// plain host name at all. Without a scheme the source matches the page's
+// own (and https from an http page).
+func siblingSource(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	if host == "" {
+		return ""
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return ""
+		}
+	}
+	return host + ":*"
+}
 
 type asset struct {
 	body, gzipped []byte
@@ -57,7 +86,7 @@ func Handler() http.Handler {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", policy)
+		h.Set("Content-Security-Policy", policy(r.Host))
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")

@@ -57,3 +57,29 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("a file that is not part of the page: %d", rec.Code)
 	}
 }
+
+// TestPolicyReachesSiblingPorts: the page may load images from, and
+// upload to, its host's other ports (a community on a port of its own),
+// and nothing else is added for a Host CSP cannot name.
+func TestPolicyReachesSiblingPorts(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"127.0.0.1:1984", "127.0.0.1:*"},
+		{"chat.example.org", "chat.example.org:*"},
+		{"Chat.Example.org:443", "Chat.Example.org:*"},
+		{"[::1]:1984", ""},
+		{"", ""},
+		{"evil.example; script-src *", ""},
+		{"a b:1", ""},
+	} {
+		csp := policy(tc.host)
+		if tc.want == "" {
+			if csp != policy("") || strings.Contains(csp, ":*") {
+				t.Errorf("%q: %s", tc.host, csp)
+			}
+			continue
+		}
+		if !strings.Contains(csp, "img-src 'self' data: blob: "+tc.want+";") || !strings.Contains(csp, "connect-src 'self' ws: wss: "+tc.want+";") {
+			t.Errorf("%q: %s", tc.host, csp)
+		}
+	}
+}

@@ -111,6 +111,21 @@ func (d *DB) Schema(sqlText string) string {
 	return pgTableOptions.ReplaceAllString(s, ")")
 }
 
+// PlannedPerCall is args for a query whose best plan depends on its
+// values, such as a full-text match, where a rare word wants the GIN index
+// and a common one the newest-first walk. pgx prepares and caches every
+// statement, and after five runs PostgreSQL may switch a cached statement
+// to one generic plan for all values, which for search was a hundred times
+// slower at p99. On PostgreSQL the query then goes as an unnamed
+// statement, planned with its values at every call; SQLite plans per call
+// anyway.
+func (d *DB) PlannedPerCall(args ...any) []any {
+	if d.Dialect != Postgres {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeExec}, args...)
+}
+
 // migrationLock is the key of the advisory lock that serialises migrators
 // on PostgreSQL, where BEGIN does not take a write lock as SQLite's
 // BEGIN IMMEDIATE does. Any constant works; it only has to be the same in

@@ -1,12 +1,13 @@
 // Files and people (issue 13), in Debian's Chromium against a real iotad:
 // an image uploaded on one page shows inline on the other, at its size,
-// and a display name set on one page shows on the other.
+// a display name set on one page shows on the other, and the images of a
+// community on a port of its own show on the page of the main port.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
+import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith, freePort } from "./harness.js";
 
 let srv, browser, owner, friend;
 
@@ -59,4 +60,36 @@ test("a changed display name shows on the other page", async () => {
   await owner.fill("#message", "named now");
   await owner.press("#message", "Enter");
   await friend.waitForSelector('#messages li:has-text("named now"):has-text("Captain Owner")');
+});
+
+// Last: it restarts the server, so that it listens on the new community's
+// port.
+test("an image of a community on its own port shows on the main port's page", async () => {
+  const port = await freePort();
+  const id = execFileSync(bin, ["community", "create", "--data", srv.data, "--name", "Side", "--addr", `127.0.0.1:${port}`]).toString().trim();
+  await srv.stop();
+  await srv.start();
+  const out = execFileSync(bin, ["invite", "create", "--data", srv.data, "--community", id]).toString();
+  const invite = out.split("\n").find((l) => l.startsWith("tensamin://"));
+  assert.ok(invite?.includes(`127.0.0.1:${port}`), out);
+  const token = execFileSync(bin, ["token", "create", "--data", srv.data, "--uses", "1"]).toString().trim();
+  const side = await newPage(browser, srv.base, "files-side");
+  const blocked = [];
+  side.on("console", (m) => m.type() === "error" && blocked.push(m.text()));
+  await side.click("summary");
+  await side.fill("#token", token);
+  await side.click("#register-button");
+  await side.waitForSelector("#app:not([hidden])");
+  await joinWith(side, invite, "Side");
+  await side.click('#tree span:has-text("# general")');
+  await side.waitForSelector("#composer:not([hidden])");
+  const file = join(srv.data, "side.png");
+  writeFileSync(file, PNG);
+  await side.setInputFiles("#attach", file);
+  const img = await side.waitForSelector('#messages .attachments img[alt="side.png"]');
+  assert.ok((await img.getAttribute("src")).startsWith(`http://127.0.0.1:${port}/files/`));
+  // A CSP, CORS or CORP refusal shows only on the console: put it in the failure.
+  await side.waitForFunction(() => document.querySelector('#messages .attachments img[alt="side.png"]').naturalWidth === 3)
+    .catch((e) => { throw new Error(`${e.message}; console: ${blocked.join(" / ")}`); });
+  assert.deepEqual(blocked.filter((t) => /Content Security Policy|CORS|blocked/i.test(t)), []);
 });
