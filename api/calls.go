@@ -78,6 +78,10 @@ func (a *communityAPI) callIdentification(ctx context.Context, s *Session, req *
 	if err != nil || m.Banned {
 		return nil, fmt.Errorf("%w: the ticket's user is no longer a member", community.ErrBadCallTicket)
 	}
+	if !a.c.MayConnect(ch, m.Role) {
+		// An override changed since the join that gave the ticket.
+		return nil, fmt.Errorf("%w: the ticket's user may no longer connect to this channel", community.ErrBadCallTicket)
+	}
 	// A ticket from before a timeout does not let its user speak during it.
 	if m.TimedOut(a.c.Now()) {
 		return nil, fmt.Errorf("%w: you are timed out", community.ErrPermission)

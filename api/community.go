@@ -221,7 +221,7 @@ func (a *communityAPI) completeLogin(ctx context.Context, s *Session, uid userID
 	if err != nil {
 		return nil, err
 	}
-	tree, err := a.c.TreeJSONFor(ctx, m.UserID)
+	tree, err := a.c.TreeJSONFor(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -354,8 +354,7 @@ func (a *communityAPI) onEvent(e community.Event) {
 	everyone := a.sessions()
 	switch {
 	case e.TreeChanged:
-		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
-			Payload: map[string]json.RawMessage{"interactables": a.c.TreeJSON()}})
+		a.sendTrees(everyone)
 	case e.Disconnect != "":
 		a.known.Delete(e.Disconnect)
 		if e.CloseCode == community.CloseKicked {
@@ -381,17 +380,31 @@ func (a *communityAPI) onEvent(e community.Event) {
 		}
 		a.broadcast(everyone, "", functionOut{Codec: codecRoot, Result: ResultRoleChanged,
 			Payload: map[string]string{"user_id": e.RoleChanged, "role": string(e.Role)}})
+		// With overrides, a new role may see another tree: the member's
+		// sockets get theirs, after the role_changed.
+		if a.c.Overridden() {
+			a.sendTrees(sessionsOf(everyone, e.RoleChanged))
+		}
 	}
 	if e.Channel == nil && e.Result != "" {
 		a.broadcast(everyone, e.Except, functionOut{Codec: codecRoot, Result: e.Result, Payload: e.Payload})
 	}
-	if e.Only != "" && e.Channel != nil {
-		a.broadcast(sessionsOf(everyone, e.Only), "", functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
+	if e.Channel != nil && e.Result != "" {
+		to := everyone
+		if e.Only != "" {
+			to = sessionsOf(everyone, e.Only)
+		}
+		// Who may view the channel, from this node's tree, which is the
+		// one its members were last sent: nothing about a channel reaches
+		// a member whose tree does not have it.
+		if viewers, private := a.c.Viewers(e.Channel); private {
+			to = viewing(to, viewers)
+		}
+		a.broadcast(to, e.Except, functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
 			Result: e.Result, Payload: e.Payload})
-	} else if e.Channel != nil && e.Result != "" {
-		a.broadcast(everyone, e.Except, functionOut{Codec: e.Channel.Codec, Name: e.Channel.Name, Path: e.Channel.Path,
-			Result: e.Result, Payload: e.Payload})
-		timings.fanout.Observe(time.Since(e.Published).Seconds())
+		if e.Only == "" {
+			timings.fanout.Observe(time.Since(e.Published).Seconds())
+		}
 	}
 	if e.MuteCall != "" {
 		a.mu.Lock()
@@ -410,6 +423,39 @@ func (a *communityAPI) onEvent(e community.Event) {
 		if call != nil {
 			call.Close(CloseNormal, "left the call")
 		}
+	}
+}
+
+// viewing is the sockets of all whose role is in viewers: a filter in
+// memory, by the role each socket holds, with no read per recipient.
+func viewing(all []*memberSession, viewers community.RoleSet) []*memberSession {
+	out := make([]*memberSession, 0, len(all))
+	for _, ms := range all {
+		if viewers.Has(ms.role.Load().(community.Role)) {
+			out = append(out, ms)
+		}
+	}
+	return out
+}
+
+// sendTrees sends each of to its interactables_changed: the tree as its
+// role sees it, one frame per distinct tree (one in all while no channel
+// has an override, when every role's is the same).
+func (a *communityAPI) sendTrees(to []*memberSession) {
+	trees := map[community.Role]string{} // each role's tree, converted once
+	byTree := map[string][]*memberSession{}
+	for _, ms := range to {
+		r := ms.role.Load().(community.Role)
+		tree, ok := trees[r]
+		if !ok {
+			tree = string(a.c.TreeJSONAs(r))
+			trees[r] = tree
+		}
+		byTree[tree] = append(byTree[tree], ms)
+	}
+	for tree, list := range byTree {
+		a.broadcast(list, "", functionOut{Codec: codecRoot, Result: ResultInteractablesChanged,
+			Payload: map[string]json.RawMessage{"interactables": json.RawMessage(tree)}})
 	}
 }
 

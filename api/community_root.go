@@ -21,22 +21,23 @@ const (
 // rootPermissions is checked before the payload is even read, so a member
 // learns nothing from trying a function they may not use.
 var rootPermissions = map[string]community.Permission{
-	"create_channel": community.PermManageChannels,
-	"rename_channel": community.PermManageChannels,
-	"move_channel":   community.PermManageChannels,
-	"delete_channel": community.PermManageChannels,
-	"create_invite":  community.PermInvite,
-	"list_invites":   community.PermManageInvites,
-	"revoke_invite":  community.PermManageInvites,
-	"list_members":   community.PermListMembers,
-	"set_role":       community.PermSetRole,
-	"kick":           community.PermKick,
-	"ban":            community.PermBan,
-	"unban":          community.PermBan,
-	"audit_log":      community.PermAuditLog,
-	"set_slow_mode":  community.PermManageChannels,
-	"timeout":        community.PermTimeout,
-	"remove_timeout": community.PermTimeout,
+	"create_channel":          community.PermManageChannels,
+	"rename_channel":          community.PermManageChannels,
+	"move_channel":            community.PermManageChannels,
+	"delete_channel":          community.PermManageChannels,
+	"create_invite":           community.PermInvite,
+	"list_invites":            community.PermManageInvites,
+	"revoke_invite":           community.PermManageInvites,
+	"list_members":            community.PermListMembers,
+	"set_role":                community.PermSetRole,
+	"kick":                    community.PermKick,
+	"ban":                     community.PermBan,
+	"unban":                   community.PermBan,
+	"audit_log":               community.PermAuditLog,
+	"set_slow_mode":           community.PermManageChannels,
+	"set_channel_permissions": community.PermManageChannels,
+	"timeout":                 community.PermTimeout,
+	"remove_timeout":          community.PermTimeout,
 	// Reading, as get_messages: every member (the channels searched are
 	// those the member may read).
 	"search": "",
@@ -116,6 +117,9 @@ func (a *communityAPI) root(ctx context.Context, s *Session, m community.Member,
 }
 
 func (a *communityAPI) runRoot(ctx context.Context, m community.Member, function string, payload json.RawMessage) (any, error) {
+	if function == "set_channel_permissions" { // its overrides are an object of roles
+		return nil, a.setChannelPermissions(ctx, m, payload)
+	}
 	if function == "search" { // its before is a message id, not audit_log's integer
 		hits, more, err := a.c.Search(ctx, m, payload)
 		if err != nil {
@@ -324,4 +328,26 @@ func timeoutUntil(now time.Time, until, duration *int64) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w: until must be in the future, at most 28 days from now", ErrInvalidData)
 	}
 	return t, nil
+}
+
+// setChannelPermissions runs set_channel_permissions {path?, name,
+// overrides} (PROTOCOL §9 "Private channels").
+func (a *communityAPI) setChannelPermissions(ctx context.Context, m community.Member, payload json.RawMessage) error {
+	var in struct {
+		Path      *string         `json:"path"`
+		Name      *string         `json:"name"`
+		Overrides json.RawMessage `json:"overrides"`
+	}
+	if err := decodePayload(payload, &in); err != nil {
+		return err
+	}
+	name, err := required("name", in.Name)
+	if err != nil {
+		return err
+	}
+	overrides, err := community.ParseOverrides(in.Overrides)
+	if err != nil {
+		return err
+	}
+	return a.c.SetChannelPermissions(ctx, m, deref(in.Path), name, overrides)
 }

@@ -60,9 +60,10 @@ func (call *Call) Decode(v any) error {
 	return nil
 }
 
-// Allowed checks a permission of the caller.
+// Allowed checks a permission of the caller in the call's channel: the
+// table, and for post and voice the channel's overrides.
 func (call *Call) Allowed(p Permission) bool {
-	ok := call.Community.svc.perms.Allows(call.Member.Role, p)
+	ok := call.Community.allows(call.Channel, call.Member.Role, p)
 	if ok {
 		call.granted = append(call.granted, p)
 	}
@@ -156,9 +157,9 @@ func (r *Registry) data(c *Community, ch *Channel) []byte {
 
 // Call runs a function on the channel at path/name. A codec that is not
 // registered (a mod that was removed) has no functions, but its channels
-// stay in the tree.
+// stay in the tree. A channel m may not view is not found.
 func (c *Community) Call(ctx context.Context, m Member, path, name, codec, function string, payload json.RawMessage, session any) (*Channel, *Result, error) {
-	ch, err := c.Find(path, name)
+	ch, err := c.FindAs(m.Role, path, name)
 	if err != nil {
 		return nil, nil, err
 	}

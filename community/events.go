@@ -285,7 +285,8 @@ func (c *Community) reloadTree(ctx context.Context) error {
 			delete(c.voice, id)
 		}
 	}
-	c.root, c.channels, c.treeJSON = fresh.root, fresh.channels, nil
+	c.root, c.channels = fresh.root, fresh.channels
+	c.computeAccessLocked()
 	return nil
 }
 

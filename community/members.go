@@ -114,12 +114,12 @@ func scanMember(userID string, row *sql.Row) (Member, error) {
 // must still hold every permission the codec was granted on the cached role.
 func (call *Call) recheck(ctx context.Context, q queryer) error {
 	c := call.Community
-	m, err := c.actorNow(ctx, q, call.Member, "", call.Function)
+	m, err := c.actorIn(ctx, q, call.Member, call.Channel, "", call.Function)
 	if err != nil {
 		return err
 	}
 	for _, p := range call.granted {
-		if !c.svc.perms.Allows(m.Role, p) {
+		if !c.allows(call.Channel, m.Role, p) {
 			return fmt.Errorf("%w: %s needs a higher role", ErrPermission, call.Function)
 		}
 	}
@@ -403,7 +403,7 @@ func (c *Community) SetRole(ctx context.Context, actor Member, userID string, ro
 	if role.rank() > MaxGrant(actor.Role).rank() {
 		return fmt.Errorf("%w: a %s may give roles up to %s", ErrPermission, actor.Role, MaxGrant(actor.Role))
 	}
-	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		actor, err := c.actorNow(ctx, tx, actor, PermSetRole, "setting roles")
 		if err != nil {
 			return err
@@ -419,6 +419,10 @@ func (c *Community) SetRole(ctx context.Context, actor Member, userID string, ro
 		}
 		return c.audit(ctx, tx, actor.UserID, "set_role", userID+" "+string(role))
 	}, func() { c.publish(Event{RoleChanged: userID, Role: role}) })
+	if err == nil && c.private.Load() {
+		c.enforceRole(userID) // a call in a channel the new role may not view or connect to ends
+	}
+	return err
 }
 
 // Kick removes a member; they may come back with a new invite.
@@ -548,7 +552,7 @@ func (c *Community) AuditLog(ctx context.Context, actor Member, before *int64, a
 // someone owner hands ownership over: the previous owner becomes an admin.
 func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Role) error {
 	var previousOwner string
-	return c.svc.w.do(ctx, func(tx *sql.Tx) error {
+	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if _, err := c.member(ctx, tx, userID); err != nil {
 			return fmt.Errorf("%w: %q is not a member", ErrNotFound, userID)
 		}
@@ -573,6 +577,10 @@ func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Rol
 		}
 		c.publish(Event{RoleChanged: userID, Role: role})
 	})
+	if err == nil && c.private.Load() {
+		c.enforceRole(userID)
+	}
+	return err
 }
 
 // boolInt is a flag as its INTEGER column holds it: PostgreSQL, unlike

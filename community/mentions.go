@@ -40,11 +40,13 @@ func checkMentions(ids []string) ([]string, error) {
 
 // storeMentions writes msg's mentions inside its sending transaction,
 // after checking that each id is a member who is not banned and that
-// actor (as stored now) may mention everyone.
+// actor (as stored now) may mention everyone. Mentions of members who may
+// not view ch are left out of msg and the store.
 func (c *Community) storeMentions(ctx context.Context, tx *sql.Tx, ch *Channel, actor Member, msg *Message) error {
 	if msg.MentionEveryone && !c.svc.perms.Allows(actor.Role, PermMentionAll) {
 		return fmt.Errorf("%w: mention_everyone needs a higher role", ErrPermission)
 	}
+	kept := msg.Mentions[:0]
 	for _, id := range msg.Mentions {
 		m, err := c.member(ctx, tx, id)
 		if errors.Is(err, ErrNotMember) || (err == nil && m.Banned) {
@@ -53,9 +55,19 @@ func (c *Community) storeMentions(ctx context.Context, tx *sql.Tx, ch *Channel, 
 		if err != nil {
 			return err
 		}
+		// A member who may not view the channel is not told of it, not
+		// even by a mention count: the mention is dropped.
+		if !c.CanView(ch, m.Role) {
+			continue
+		}
 		if err := insertMention(ctx, tx, ch.ID, id, msg.Seq); err != nil {
 			return err
 		}
+		kept = append(kept, id)
+	}
+	msg.Mentions = kept
+	if len(kept) == 0 {
+		msg.Mentions = nil
 	}
 	if msg.MentionEveryone {
 		return insertMention(ctx, tx, ch.ID, everyoneMention, msg.Seq)

@@ -43,7 +43,7 @@ func pin(ctx context.Context, call *Call, on bool) (*Result, error) {
 	ev := pinsChanged{MessageID: id.String(), Pinned: on, PinnedBy: call.Member.UserID}
 	changed := false
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		if _, err := c.actorNow(ctx, tx, call.Member, PermPin, "pinning"); err != nil {
+		if _, err := c.actorIn(ctx, tx, call.Member, ch, PermPin, "pinning"); err != nil {
 			return err
 		}
 		seq, err := seqOf(ctx, tx, ch, id)

@@ -56,7 +56,7 @@ func react(ctx context.Context, call *Call, add bool) (*Result, error) {
 	ev := reactionChanged{MessageID: id.String(), Emoji: *in.Emoji, UserID: user, Added: add}
 	changed := false
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "reacting"); err != nil {
+		if _, err := c.actorIn(ctx, tx, call.Member, ch, PermPost, "reacting"); err != nil {
 			return err
 		}
 		seq, err := seqOf(ctx, tx, ch, id)

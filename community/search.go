@@ -81,14 +81,14 @@ func ftsQuery(terms []string) string {
 }
 
 // readableChannels is every text channel member may read, in id order.
-// This is the one place that decides it: today every member reads every
-// channel; per-channel permissions narrow it here.
+// This is the one place that decides it: the text channels member's role
+// may view (overrides.go).
 func (c *Community) readableChannels(member Member) []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ids []int64
 	for id, ch := range c.channels {
-		if ch.Codec == CodecText {
+		if ch.Codec == CodecText && ch.viewers.Has(member.Role) {
 			ids = append(ids, id)
 		}
 	}
@@ -172,7 +172,8 @@ func (c *Community) Search(ctx context.Context, actor Member, payload json.RawMe
 			return nil, false, fmt.Errorf("%w: author_id must be 1 to 128 characters", ErrInvalidData)
 		}
 	}
-	if _, err := c.actorNow(ctx, c.svc.db.Read, actor, "", "searching"); err != nil {
+	actor, err = c.actorNow(ctx, c.svc.db.Read, actor, "", "searching")
+	if err != nil {
 		return nil, false, err
 	}
 	channels := c.readableChannels(actor)
@@ -181,7 +182,7 @@ func (c *Community) Search(ctx context.Context, actor Member, payload json.RawMe
 		path = *in.Path
 	}
 	if in.Name != nil {
-		ch, err := c.Find(path, *in.Name)
+		ch, err := c.FindAs(actor.Role, path, *in.Name)
 		if err != nil || !slices.Contains(channels, ch.ID) {
 			if err == nil && ch.Codec != CodecText {
 				return nil, false, fmt.Errorf("%w: only text channels can be searched", ErrInvalidData)

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -359,6 +360,7 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	}
 	c.root = &Channel{Codec: CodecCategory}
 	c.channels = map[int64]*Channel{}
+	c.computeAccessLocked()
 	c.init()
 	s.mu.Lock()
 	s.byID[c.ID] = c
@@ -495,7 +497,12 @@ type Community struct {
 	root     *Channel
 	channels map[int64]*Channel
 	voice    map[int64]*voiceRoom
-	treeJSON []byte
+	// treeJSON is the encoded tree per role that sees it (TreeJSONAs);
+	// private says some channel hides from some role, overridden that
+	// some channel has an override.
+	treeJSON   map[Role][]byte
+	private    atomic.Bool
+	overridden atomic.Bool
 
 	offsets offsetIndexes
 
@@ -564,6 +571,10 @@ type Event struct {
 
 // ChannelRef is how the wire addresses a channel.
 type ChannelRef struct {
+	// ID is the channel's, which a rename or move keeps: how a node
+	// finds the channel of an event (it crosses nodes, not the wire to
+	// clients).
+	ID    int64  `json:"id,omitempty"`
 	Codec string `json:"codec"`
 	Name  string `json:"name"`
 	Path  string `json:"path"`

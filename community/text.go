@@ -183,7 +183,7 @@ func (tc *textCodec) typed(ctx context.Context, call *Call) error {
 	if !tc.typing.pass(typingKey{c.ID, call.Channel.ID, m.UserID}, c.svc.now()) {
 		return nil
 	}
-	if _, err := c.actorNow(ctx, c.svc.db.Read, m, PermPost, "typing"); err != nil {
+	if _, err := c.actorIn(ctx, c.svc.db.Read, m, call.Channel, PermPost, "typing"); err != nil {
 		return err
 	}
 	c.publish(Event{Channel: call.Channel.Ref(), Result: ResultTyping,
@@ -277,7 +277,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 	// The id and time are taken inside the transaction, so on one node ids
 	// increase in the order messages are stored and published, as seqs do.
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "posting")
+		actor, err := c.actorIn(ctx, tx, call.Member, ch, PermPost, "posting")
 		if err != nil {
 			return err
 		}
@@ -529,7 +529,7 @@ func editMessage(ctx context.Context, call *Call) (*Result, error) {
 	c, ch := call.Community, call.Channel
 	var editedAt int64
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		if _, err := c.actorNow(ctx, tx, call.Member, PermPost, "editing"); err != nil {
+		if _, err := c.actorIn(ctx, tx, call.Member, ch, PermPost, "editing"); err != nil {
 			return err
 		}
 		sender, seq, err := senderOf(ctx, tx, ch, id)
@@ -565,7 +565,7 @@ func deleteMessage(ctx context.Context, call *Call) (*Result, error) {
 	var seq int64
 	var unpinned bool
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		actor, err := c.actorNow(ctx, tx, call.Member, PermPost, "deleting")
+		actor, err := c.actorIn(ctx, tx, call.Member, ch, PermPost, "deleting")
 		if err != nil {
 			return err
 		}

@@ -35,6 +35,10 @@ type Channel struct {
 	Children []*Channel
 	// SlowMode is a text channel's seconds between one member's messages.
 	SlowMode int
+	// Overrides are the channel's per-role permissions (overrides.go);
+	// viewers is who may view it, from its chain's overrides.
+	Overrides map[Role]Override
+	viewers   RoleSet
 }
 
 // Path is the names of the enclosing categories joined with "/".
@@ -51,7 +55,7 @@ func (ch *Channel) Path() string {
 
 // Ref is how the wire names the channel.
 func (ch *Channel) Ref() *ChannelRef {
-	return &ChannelRef{Codec: ch.Codec, Name: ch.Name, Path: ch.Path()}
+	return &ChannelRef{ID: ch.ID, Codec: ch.Codec, Name: ch.Name, Path: ch.Path()}
 }
 
 // depth counts the categories from the top down to ch, ch included.
@@ -198,6 +202,10 @@ func (c *Community) loadTree(ctx context.Context) error {
 		r.ch.Parent = parent
 		parent.Children = append(parent.Children, r.ch)
 	}
+	if err := loadOverrides(ctx, c.svc.db.Read, c.ID, c.channels); err != nil {
+		return err
+	}
+	c.computeAccessLocked()
 	return nil
 }
 
@@ -265,7 +273,7 @@ func (c *Community) treeChange(ctx context.Context, actor Member, action, target
 	}, func() {
 		c.mu.Lock()
 		apply()
-		c.treeJSON = nil
+		c.computeAccessLocked()
 		c.mu.Unlock()
 		c.publish(Event{TreeChanged: true})
 	})
@@ -443,29 +451,48 @@ func joinPath(path, name string) string {
 	return path + "/" + name
 }
 
-// TreeJSON is the interactables object of PROTOCOL §5.2, keys in order.
-// Every member sees the whole tree while the permission table has no
-// per-channel rules; the encoding is cached until the tree or voice state
-// changes.
-func (c *Community) TreeJSON() json.RawMessage {
+// TreeJSON is the interactables object of PROTOCOL §5.2, keys in order,
+// as the owner sees it.
+func (c *Community) TreeJSON() json.RawMessage { return c.TreeJSONAs(RoleOwner) }
+
+// TreeJSONAs is the tree a member of role sees: without the channels they
+// may not view, and with the overrides when they manage channels. The
+// encoding is cached per role until the tree or voice state changes; with
+// no override anywhere every role sees the same tree, encoded once.
+func (c *Community) TreeJSONAs(role Role) json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.treeJSON == nil {
-		var b bytes.Buffer
-		c.writeChildren(&b, c.root, nil)
-		c.treeJSON = b.Bytes()
+	key := role
+	if !c.overridden.Load() {
+		key = RoleOwner
 	}
-	return c.treeJSON
+	if b := c.treeJSON[key]; b != nil {
+		return b
+	}
+	var b bytes.Buffer
+	c.writeChildren(&b, c.root, nil, role)
+	if c.treeJSON == nil {
+		c.treeJSON = map[Role][]byte{}
+	}
+	c.treeJSON[key] = b.Bytes()
+	return b.Bytes()
 }
 
-// writeChildren writes parent's subtree; counts (when not nil) adds one
-// member's unread and mention counts to text channels (unread.go).
-func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel, counts map[int64]UnreadCounts) {
+// writeChildren writes parent's subtree as role sees it; counts (when
+// not nil) adds one member's unread and mention counts to text channels
+// (unread.go).
+func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel, counts map[int64]UnreadCounts, role Role) {
+	manager := c.svc.perms.Allows(role, PermManageChannels)
 	b.WriteByte('{')
-	for i, ch := range parent.Children {
-		if i > 0 {
+	n := 0
+	for _, ch := range parent.Children {
+		if !ch.viewers.Has(role) {
+			continue
+		}
+		if n > 0 {
 			b.WriteByte(',')
 		}
+		n++
 		key, _ := json.Marshal(ch.Name)
 		codec, _ := json.Marshal(ch.Codec)
 		b.Write(key)
@@ -474,13 +501,20 @@ func (c *Community) writeChildren(b *bytes.Buffer, parent *Channel, counts map[i
 		b.WriteString(`,"data":`)
 		switch ch.Codec {
 		case CodecCategory:
-			c.writeChildren(b, ch, counts)
+			c.writeChildren(b, ch, counts, role)
 		case CodecVoice:
 			c.writeVoiceData(b, ch)
 		case CodecText:
 			writeTextData(b, c.svc.codecs.data(c, ch), ch, counts)
 		default:
 			b.Write(c.svc.codecs.data(c, ch))
+		}
+		if ch.viewers != allRoles {
+			b.WriteString(`,"private":true`)
+		}
+		if manager && len(ch.Overrides) > 0 {
+			b.WriteByte(',')
+			writeOverrides(b, ch.Overrides)
 		}
 		b.WriteByte('}')
 	}

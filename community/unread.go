@@ -78,17 +78,17 @@ func (c *Community) Unread(ctx context.Context, userID string) (map[int64]Unread
 	return out, nil
 }
 
-// TreeJSONFor is TreeJSON with userID's unread and mention counts in each
-// text channel's data, for the identification response.
-func (c *Community) TreeJSONFor(ctx context.Context, userID string) (json.RawMessage, error) {
-	counts, err := c.Unread(ctx, userID)
+// TreeJSONFor is TreeJSONAs(m.Role) with m's unread and mention counts in
+// each text channel's data, for the identification response.
+func (c *Community) TreeJSONFor(ctx context.Context, m Member) (json.RawMessage, error) {
+	counts, err := c.Unread(ctx, m.UserID)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b bytes.Buffer
-	c.writeChildren(&b, c.root, counts)
+	c.writeChildren(&b, c.root, counts, m.Role)
 	return b.Bytes(), nil
 }
 
@@ -152,7 +152,7 @@ func markRead(ctx context.Context, call *Call) (*Result, error) {
 	}
 	var moved bool
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
-		if _, err := c.actorNow(ctx, tx, m, "", "reading"); err != nil {
+		if _, err := c.actorIn(ctx, tx, m, ch, "", "reading"); err != nil {
 			return err
 		}
 		seq, err := seqOf(ctx, tx, ch, id)

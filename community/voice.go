@@ -94,7 +94,7 @@ func (voiceCodec) Call(ctx context.Context, call *Call) (*Result, error) {
 	}
 	switch call.Function {
 	case "join":
-		if _, err := c.actorNow(ctx, c.svc.db.Read, m, PermVoice, "voice"); err != nil {
+		if _, err := c.actorIn(ctx, c.svc.db.Read, m, ch, PermVoice, "voice"); err != nil {
 			return nil, err
 		}
 		t, err := icrypto.NewTicket(rand.Reader, c.CallID(ch), m.UserID, c.svc.now().Add(TicketTTL))

@@ -22,4 +22,4 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/iotad" ./cmd/iotad
 export IOTAD_BIN="$work/iotad" CHROMIUM="$(command -v chromium)"
 export SCREENSHOTS="${SCREENSHOTS:-$PWD/test-output/screenshots}"
-node --test --test-concurrency=1 web/test/e2e/app.test.js web/test/e2e/layout.test.js web/test/e2e/impersonation.test.js web/test/e2e/insecure.test.js web/test/e2e/tls.test.js web/test/e2e/search.test.js web/test/e2e/unread.test.js web/test/e2e/files.test.js web/test/e2e/messages.test.js web/test/e2e/members.test.js
+node --test --test-concurrency=1 web/test/e2e/app.test.js web/test/e2e/layout.test.js web/test/e2e/impersonation.test.js web/test/e2e/insecure.test.js web/test/e2e/tls.test.js web/test/e2e/search.test.js web/test/e2e/unread.test.js web/test/e2e/files.test.js web/test/e2e/messages.test.js web/test/e2e/members.test.js web/test/e2e/private.test.js

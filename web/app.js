@@ -499,6 +499,8 @@ class Community {
     switch (d.result) {
       case "interactables_changed":
         this.tree = d.payload.interactables;
+        // A channel made private to us leaves the tree: close it if open.
+        if (view.com === this && view.channel && !findChannel(this.tree, view.channel.path, view.channel.name)) view.close();
         if (state.current === this && $("admin-channels")) fillChannels(this, $("admin-channels"));
         break;
       case "profile_changed":
@@ -659,6 +661,7 @@ function renderTree() {
         label.setAttribute("aria-expanded", String(!com.collapsed.has(key)));
         if (com.collapsed.has(key)) li.classList.add("collapsed");
       }
+      if (ch.private) label.append(el("span", { className: "lock", textContent: "🔒", title: "private: some roles cannot see it", ariaLabel: "private" }));
       if (view.com === com && view.key === key) label.classList.add("on");
       if (com.unread.has(key)) li.classList.add("unread");
       const mentioned = com.counts.get(key)?.mentions;
@@ -1283,12 +1286,49 @@ function notifyMessage(com, d, msg) {
 
 // --- administration ----------------------------------------------------------------
 
+// findChannel is the tree node at path/name, or undefined.
+function findChannel(tree, path, name) {
+  let level = tree;
+  for (const part of path ? path.split("/") : []) {
+    const next = level[part];
+    if (!next || next.codec !== "category") return undefined;
+    level = next.data;
+  }
+  return level[name];
+}
+
+// HIDEABLE are the roles a channel can be hidden from: owners see every
+// channel, and so do admins, who manage them (PROTOCOL §9 "Private channels").
+const HIDEABLE = [["moderator", "moderators"], ["member", "members"]];
+
+// privacyToggles are the lock toggles of one channel: each hides it from
+// a role (view: false) and keeps the channel's other overrides as they are.
+function privacyToggles(com, path, name, ch, fail) {
+  const full = path ? `${path}/${name}` : name;
+  const boxes = HIDEABLE.map(([role, label]) => {
+    const box = el("input", { type: "checkbox", checked: ch.overrides?.[role]?.view === false, ariaLabel: `Hide ${full} from ${label}` });
+    box.onchange = () => {
+      const overrides = structuredClone(ch.overrides || {});
+      const o = (overrides[role] ||= {});
+      if (box.checked) o.view = false;
+      else delete o.view;
+      if (!Object.keys(o).length) delete overrides[role];
+      com.root("set_channel_permissions", { path, name, overrides }).then(() => say(box.checked ? `${full} is hidden from ${label}.` : `${full} is visible to ${label}.`), (err) => {
+        box.checked = !box.checked;
+        fail(err);
+      });
+    };
+    return el("label", { className: "lock-toggle" }, box, ` 🔒 ${label}`);
+  });
+  return el("td", { className: "privacy" }, ...boxes);
+}
+
 // fillChannels lists every channel of com in table, with rename, move and
 // delete. The update of a change may come after its reply, so the table
 // is filled again on every interactables_changed.
 function fillChannels(com, table) {
   const fail = (err) => say(explain(err));
-  table.replaceChildren(el("tr", {}, ...["channel", "kind", ""].map((h) => el("th", { textContent: h }))));
+  table.replaceChildren(el("tr", {}, ...["channel", "kind", "hidden from", ""].map((h) => el("th", { textContent: h }))));
   const listChannels = (obj, path) => {
     for (const [name, ch] of Object.entries(obj)) {
       const full = path ? `${path}/${name}` : name;
@@ -1304,7 +1344,7 @@ function fillChannels(com, table) {
       };
       const del = el("button", { textContent: "delete" });
       del.onclick = () => confirm(`Delete ${full}?`) && com.root("delete_channel", { path, name }).then(() => renderAdmin(), fail);
-      table.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), el("td", {}, rename, move, del)));
+      table.append(el("tr", {}, el("td", { textContent: full }), el("td", { textContent: ch.codec }), privacyToggles(com, path, name, ch, fail), el("td", {}, rename, move, del)));
       if (ch.codec === "category") listChannels(ch.data, full);
     }
   };
