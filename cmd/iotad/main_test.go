@@ -288,6 +288,20 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if _, err := o.Function(ctx, "community", "", "", "timeout", map[string]any{"user_id": "other", "duration": 3600}); err != nil {
 		t.Fatal(err)
 	}
+	// Slow mode and a private channel, acknowledged (§9 "Slow mode and
+	// timeouts", "Private channels").
+	for _, f := range []struct {
+		fn      string
+		payload any
+	}{
+		{"set_slow_mode", map[string]any{"path": "General", "name": "general", "seconds": 60}},
+		{"create_channel", map[string]any{"path": "", "name": "secret", "codec": "text"}},
+		{"set_channel_permissions", map[string]any{"path": "", "name": "secret", "overrides": map[string]any{"member": map[string]bool{"view": false}}}},
+	} {
+		if _, err := o.Function(ctx, "community", "", "", f.fn, f.payload); err != nil {
+			t.Fatalf("%s: %v", f.fn, err)
+		}
+	}
 	// An acknowledged upload, a message with it attached and a profile.
 	fileID := uploadForKill9(ctx, t, m, addr, []byte("kept bytes"))
 	if _, err := m.Function(ctx, "text", "General", "general", "send_message", map[string]any{"attachments": []string{fileID}}); err != nil {
@@ -320,8 +334,17 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the member did not survive: %v", err)
 	}
-	if !strings.Contains(string(login.Interactables), `"general":{"codec":"text","data":{"unread":0,"mentions":0}}`) {
-		t.Fatalf("the read marker did not survive: %s", login.Interactables)
+	if !strings.Contains(string(login.Interactables), `"general":{"codec":"text","data":{"slow_mode":60,"unread":0,"mentions":0}}`) {
+		t.Fatalf("the read marker or slow mode did not survive: %s", login.Interactables)
+	}
+	if strings.Contains(string(login.Interactables), "secret") {
+		t.Fatalf("the private channel's override did not survive: %s", login.Interactables)
+	}
+	// Indexed for search after the commit: what was pending at the kill
+	// is found after the restart.
+	if r, err := m.Function(ctx, "community", "", "", "search", map[string]string{"query": "survives"}); err != nil ||
+		!strings.Contains(string(r.Data), `"message":"survives"`) {
+		t.Fatalf("search after kill -9: %s %v", r.Data, err)
 	}
 	other, err = client.Dial(ctx, "ws://"+addr+"/", nil)
 	if err != nil {
