@@ -46,6 +46,8 @@ type communityAPI struct {
 	// wait for drained to wake their writers; used only in the delivery
 	// goroutine (onEvent, drained).
 	asleep []*Session
+	// heldEvents counts the events of the current run so far.
+	heldEvents int
 	// unsubscribe ends the community's event subscription, held while a
 	// member or call socket is open here: a node of a cluster hears only
 	// the communities it has sockets for. Guarded by mu.
@@ -496,7 +498,18 @@ func (a *communityAPI) broadcast(to []*memberSession, except string, data functi
 			a.asleep = append(a.asleep, ms.s)
 		}
 	}
+	// A run ends when the bus has nothing more queued, which in a busy
+	// room may be long after: waking the writers every maxRun events keeps
+	// them writing beside the delivery, and keeps a healthy socket from
+	// filling its send queue (and being closed as a slow reader) with
+	// frames that wait only for the run to end.
+	if a.heldEvents++; a.heldEvents >= maxRun {
+		a.drained()
+	}
 }
+
+// maxRun bounds how many events' frames wait for one wake.
+const maxRun = 16
 
 // drained ends a run of events: each socket that got frames in it wakes
 // once, and writes them in one call, where waking it for every event had
@@ -506,5 +519,5 @@ func (a *communityAPI) drained() {
 		s.Wake()
 	}
 	clear(a.asleep)
-	a.asleep = a.asleep[:0]
+	a.asleep, a.heldEvents = a.asleep[:0], 0
 }

@@ -252,3 +252,32 @@ func TestIdleWriterParks(t *testing.T) {
 		t.Fatal("the writer started for the close did not end the session")
 	}
 }
+
+// TestLongRunWakesWriters: the frames of a run of events wait for its end
+// (drained), but never more than maxRun events' worth: a run longer than
+// that, as in a busy room, still reaches the socket while it goes on.
+func TestLongRunWakesWriters(t *testing.T) {
+	s, peer := pipeSession(t, 4*maxRun)
+	go s.writeLoop()
+	a := &communityAPI{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ms := []*memberSession{{s: s, userID: "u"}}
+	for i := range maxRun {
+		a.broadcast(ms, "", functionOut{Codec: "text", Name: "c", Result: "message_live", Payload: i})
+	}
+	// drained is never called: the maxRun-th event woke the writer.
+	got := make(chan struct{})
+	go func() {
+		r := bufio.NewReader(peer)
+		for range maxRun {
+			if op, _ := readFrame(t, r); op != opText {
+				t.Errorf("op %d, want text", op)
+			}
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%d events held without a wake", maxRun)
+	}
+}
