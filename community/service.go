@@ -234,6 +234,9 @@ func (s *Service) load(ctx context.Context, loaded []*Community) error {
 		if err := c.loadTree(ctx); err != nil {
 			return err
 		}
+		if err := c.loadUnreadCache(ctx); err != nil {
+			return err
+		}
 		c.init()
 		s.byID[c.ID] = c
 		s.order = append(s.order, c)
@@ -361,6 +364,9 @@ func (s *Service) Create(ctx context.Context, name string) (*Community, error) {
 	c.root = &Channel{Codec: CodecCategory}
 	c.channels = map[int64]*Channel{}
 	c.computeAccessLocked()
+	if !s.joined {
+		c.unread = newUnreadCache() // no channels yet
+	}
 	c.init()
 	s.mu.Lock()
 	s.byID[c.ID] = c
@@ -505,6 +511,9 @@ type Community struct {
 	overridden atomic.Bool
 
 	offsets offsetIndexes
+	// unread answers logins' unread counts from memory (unreadcache.go);
+	// nil on a cluster.
+	unread *unreadCache
 
 	subject string
 	// listenersMu guards listeners and sub; listeners is replaced, never

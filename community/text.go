@@ -329,6 +329,7 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 		return err
 	}, func() {
 		c.offsets.added(ch.ID, msg.Seq)
+		c.unread.stored(ch.ID, msg.Seq)
 		c.svc.search.added()
 		c.publish(Event{Channel: ch.Ref(), Result: ResultMessageLive, Payload: &msg, Seq: msg.Seq})
 	})

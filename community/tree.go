@@ -274,6 +274,7 @@ func (c *Community) treeChange(ctx context.Context, actor Member, action, target
 		c.mu.Lock()
 		apply()
 		c.computeAccessLocked()
+		c.unread.treeChanged(c.textChannelsLocked())
 		c.mu.Unlock()
 		c.publish(Event{TreeChanged: true})
 	})
@@ -537,4 +538,15 @@ func (c *Community) CreateDefaultChannels(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// textChannelsLocked is the ids of the text channels; c.mu is held.
+func (c *Community) textChannelsLocked() []int64 {
+	var ids []int64
+	for id, ch := range c.channels {
+		if ch.Codec == CodecText {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -47,7 +47,7 @@ func (c *Community) counts(ctx context.Context, q queryer, channelID int64, user
 
 // unreadAll is countUnread for every text channel of a community at
 // once: one statement, however many channels.
-const unreadAll = `SELECT c.id,
+const unreadAll = `SELECT c.id, COALESCE(r.seq, 0), c.last_seq, (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.channel_id = c.id),
 	(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.seq > COALESCE(r.seq, 0) AND m.sender_id <> $2 LIMIT $3) u),
 	(SELECT COUNT(*) FROM (SELECT DISTINCT x.seq FROM message_mentions x JOIN messages m ON m.channel_id = x.channel_id AND m.seq = x.seq
 		WHERE x.channel_id = c.id AND x.user_id IN ($2, '') AND x.seq > COALESCE(r.seq, 0) AND m.sender_id <> $2 LIMIT $3) n)
@@ -56,6 +56,14 @@ const unreadAll = `SELECT c.id,
 
 // Unread is userID's counts in every text channel, by channel id.
 func (c *Community) Unread(ctx context.Context, userID string) (map[int64]UnreadCounts, error) {
+	if c.unread != nil {
+		c.mu.Lock()
+		text := c.textChannelsLocked()
+		c.mu.Unlock()
+		if counts, ok := c.unread.allRead(userID, text); ok {
+			return counts, nil
+		}
+	}
 	// Prepared once: every login runs it, and parsing it was a quarter of
 	// a returning member's login.
 	rows, err := c.svc.db.ReadQuery(ctx, unreadAll, c.ID, userID, MaxUnreadCount)
@@ -64,17 +72,26 @@ func (c *Community) Unread(ctx context.Context, userID string) (map[int64]Unread
 	}
 	defer rows.Close()
 	out := map[int64]UnreadCounts{}
+	markers := map[int64]int64{}
 	for rows.Next() {
-		var id int64
+		var id, marker, last, newest int64
 		var n UnreadCounts
-		if err := rows.Scan(&id, &n.Unread, &n.Mentions); err != nil {
+		if err := rows.Scan(&id, &marker, &last, &newest, &n.Unread, &n.Mentions); err != nil {
 			return nil, fmt.Errorf("community: count unread: %w", err)
 		}
-		out[id] = n
+		// Nothing unread means everything up to the channel's newest is
+		// read or the user's own, as of the statement's snapshot: the
+		// cache may take that as the marker, or a member who posted last
+		// would go to the database at every login.
+		if n.Unread == 0 {
+			marker = max(marker, last, newest)
+		}
+		out[id], markers[id] = n, marker
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("community: count unread: %w", err)
 	}
+	c.unread.readFromStore(userID, markers)
 	return out, nil
 }
 
@@ -151,6 +168,7 @@ func markRead(ctx context.Context, call *Call) (*Result, error) {
 		UnreadCounts
 	}
 	var moved bool
+	var marker int64
 	err = c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if _, err := c.actorIn(ctx, tx, m, ch, "", "reading"); err != nil {
 			return err
@@ -167,7 +185,6 @@ func markRead(ctx context.Context, call *Call) (*Result, error) {
 		}
 		n, _ := res.RowsAffected()
 		moved = n > 0
-		var marker int64
 		var markerID []byte
 		if err := tx.QueryRowContext(ctx, `SELECT seq, message_id FROM read_markers WHERE channel_id = $1 AND user_id = $2`,
 			ch.ID, m.UserID).Scan(&marker, &markerID); err != nil {
@@ -181,6 +198,7 @@ func markRead(ctx context.Context, call *Call) (*Result, error) {
 		return err
 	}, func() {
 		if moved {
+			c.unread.read(m.UserID, ch.ID, marker)
 			c.publish(Event{Channel: ch.Ref(), Result: ResultReadChanged, Payload: &out, Only: m.UserID})
 		}
 	})

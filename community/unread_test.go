@@ -156,3 +156,70 @@ func TestUnreadStore(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadFromMemory: a member who has read everything gets zero counts
+// without the database; a message by anyone else, a channel made later and
+// a channel whose id a deleted one had all send the count back to the
+// database, and the counts are always what the database says.
+func TestUnreadFromMemory(t *testing.T) {
+	dbtest.Each(t, testUnreadFromMemory)
+}
+
+func testUnreadFromMemory(t *testing.T, backend dbtest.Backend) {
+	_, c, _ := openOn(t, backend)
+	ctx := context.Background()
+	owner := addMember(t, c, RoleOwner)
+	if err := c.CreateChannel(ctx, owner, "", "a", CodecText, nil); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := addMember(t, c, RoleMember), addMember(t, c, RoleMember)
+	a, _ := c.Find("", "a")
+	want := func(step string, ch *Channel, unread int, fromMemory bool) {
+		t.Helper()
+		c.mu.Lock()
+		text := c.textChannelsLocked()
+		c.mu.Unlock()
+		_, cached := c.unread.allRead(alice.UserID, text)
+		counts, err := c.Unread(ctx, alice.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counts[ch.ID].Unread; got != unread || cached != fromMemory {
+			t.Fatalf("%s: unread %d (from memory %v), want %d (%v)", step, got, cached, unread, fromMemory)
+		}
+	}
+	want("joined", a, 0, false) // the first count reads the markers
+	want("again", a, 0, true)
+	id := send(t, c, bob, "", "a", "one")
+	want("bob sent", a, 1, false)
+	call(t, c, alice, "a", "mark_read", map[string]string{"message_id": id})
+	want("read", a, 0, true)
+	send(t, c, alice, "", "a", "mine")
+	want("her own message", a, 0, false)
+	want("her own message, again", a, 0, true)
+
+	// A channel whose id was a deleted one's: the old marker must not
+	// hide the new channel's messages.
+	if err := c.CreateChannel(ctx, owner, "", "b", CodecText, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Find("", "b")
+	for range 3 {
+		id = send(t, c, bob, "", "b", "old")
+	}
+	call(t, c, alice, "b", "mark_read", map[string]string{"message_id": id})
+	want("b read", b, 0, false)
+	want("b read, again", b, 0, true)
+	if err := c.DeleteChannel(ctx, owner, "", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateChannel(ctx, owner, "", "b2", CodecText, nil); err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := c.Find("", "b2")
+	send(t, c, bob, "", "b2", "new")
+	want("a new channel", b2, 1, false)
+	if b2.ID == b.ID {
+		t.Logf("the new channel has the deleted one's id %d", b.ID)
+	}
+}
