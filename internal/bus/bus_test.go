@@ -52,45 +52,36 @@ func recv(t *testing.T, ch <-chan *note) *note {
 // itself (no encoding on Memory, and NATS hands its own node the value
 // too), and nothing after Unsubscribe.
 func TestBusContract(t *testing.T) {
-	srv := bustest.Start(t)
-	for _, tc := range []struct {
-		name string
-		b    bus.Bus
-	}{
-		{"memory", bus.NewMemory()},
-		{"nats", dial(t, srv.URL(), "a")},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := make(chan *note, 100)
-			sub, err := tc.b.Subscribe("t.contract", decodeNote, into(got))
-			if err != nil {
+	eachBus(t, func(t *testing.T, tc namedBus) {
+		got := make(chan *note, 100)
+		sub, err := tc.b.Subscribe("t.contract", decodeNote, into(got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := make([]*note, 50)
+		for i := range sent {
+			sent[i] = &note{N: i}
+			if err := tc.b.Publish("t.contract", sent[i]); err != nil {
 				t.Fatal(err)
 			}
-			sent := make([]*note, 50)
-			for i := range sent {
-				sent[i] = &note{N: i}
-				if err := tc.b.Publish("t.contract", sent[i]); err != nil {
-					t.Fatal(err)
-				}
+		}
+		for i := range sent {
+			if n := recv(t, got); n != sent[i] {
+				t.Fatalf("message %d: got %+v (%p), want the published value %p", i, n, n, sent[i])
 			}
-			for i := range sent {
-				if n := recv(t, got); n != sent[i] {
-					t.Fatalf("message %d: got %+v (%p), want the published value %p", i, n, n, sent[i])
-				}
-			}
-			sub.Unsubscribe()
-			tc.b.Publish("t.contract", &note{N: -1})
-			tc.b.Publish("t.other", &note{N: -2})
-			if err := tc.b.Close(); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case n := <-got:
-				t.Fatalf("heard %+v after Unsubscribe", n)
-			default:
-			}
-		})
-	}
+		}
+		sub.Unsubscribe()
+		tc.b.Publish("t.contract", &note{N: -1})
+		tc.b.Publish("t.other", &note{N: -2})
+		if err := tc.b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-got:
+			t.Fatalf("heard %+v after Unsubscribe", n)
+		default:
+		}
+	})
 }
 
 // TestNATSJoinsNodes: three nodes on one NATS server; each publish reaches
@@ -255,92 +246,91 @@ func into(ch chan<- *note) func(bus.Message) {
 // are delivered, it hears Drained once, after the last of them, on both
 // buses; and Drained cannot be sent to other nodes.
 func TestDrainedEndsEveryRun(t *testing.T) {
-	srv := bustest.Start(t)
-	for _, tc := range []struct {
-		name string
-		b    bus.Bus
-	}{
-		{"memory", bus.NewMemory()},
-		{"nats", dial(t, srv.URL(), "a")},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			heard := make(chan bus.Message, 200)
-			if _, err := tc.b.Subscribe("t.drained", decodeNote, func(m bus.Message) { heard <- m }); err != nil {
-				t.Fatal(err)
+	eachBus(t, func(t *testing.T, tc namedBus) {
+		heard := make(chan bus.Message, 200)
+		if _, err := tc.b.Subscribe("t.drained", decodeNote, func(m bus.Message) { heard <- m }); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 3 {
+			const n = 20
+			for i := range n {
+				tc.b.Publish("t.drained", &note{N: round*n + i})
 			}
-			for round := range 3 {
-				const n = 20
-				for i := range n {
-					tc.b.Publish("t.drained", &note{N: round*n + i})
-				}
-				seen := 0
-				for seen < n {
-					if m := <-heard; m != bus.Drained {
-						if got := m.(*note).N; got != round*n+seen {
-							t.Fatalf("round %d: note %d, want %d", round, got, round*n+seen)
-						}
-						seen++
-					}
-				}
-				// Every note is in; the run that delivered the last ends
-				// with Drained, and nothing else is queued.
+			seen := 0
+			for seen < n {
 				if m := <-heard; m != bus.Drained {
-					t.Fatalf("round %d: after the last note %v, want Drained", round, m)
-				}
-				select {
-				case m := <-heard:
-					t.Fatalf("round %d: %v after Drained with nothing published", round, m)
-				default:
+					if got := m.(*note).N; got != round*n+seen {
+						t.Fatalf("round %d: note %d, want %d", round, got, round*n+seen)
+					}
+					seen++
 				}
 			}
-			if _, err := bus.Drained.Encode(); err == nil {
-				t.Fatal("Drained encodes")
+			// Every note is in; the run that delivered the last ends
+			// with Drained, and nothing else is queued.
+			if m := <-heard; m != bus.Drained {
+				t.Fatalf("round %d: after the last note %v, want Drained", round, m)
 			}
-		})
-	}
+			select {
+			case m := <-heard:
+				t.Fatalf("round %d: %v after Drained with nothing published", round, m)
+			default:
+			}
+		}
+		if _, err := bus.Drained.Encode(); err == nil {
+			t.Fatal("Drained encodes")
+		}
+	})
 }
 
 // TestHoldMakesOneRun: what is published between Hold and Release reaches
 // a subscriber as one run, with no Drained inside it, on both buses.
 func TestHoldMakesOneRun(t *testing.T) {
-	srv := bustest.Start(t)
-	for _, tc := range []struct {
-		name string
-		b    interface {
-			bus.Bus
-			bus.Holder
+	eachBus(t, func(t *testing.T, tc namedBus) {
+		heard := make(chan bus.Message, 200)
+		if _, err := tc.b.Subscribe("t.hold", decodeNote, func(m bus.Message) { heard <- m }); err != nil {
+			t.Fatal(err)
 		}
-	}{
+		for round := range 20 {
+			tc.b.Hold()
+			tc.b.Hold() // holds nest
+			for i := range 5 {
+				tc.b.Publish("t.hold", &note{N: i})
+			}
+			tc.b.Release()
+			tc.b.Publish("t.hold", &note{N: 5})
+			tc.b.Release()
+			for i := range 6 {
+				m := <-heard
+				if m == bus.Drained {
+					t.Fatalf("round %d: Drained before note %d of a held run", round, i)
+				}
+				if n := m.(*note).N; n != i {
+					t.Fatalf("round %d: note %d, want %d", round, n, i)
+				}
+			}
+			if m := <-heard; m != bus.Drained {
+				t.Fatalf("round %d: %v after the run, want Drained", round, m)
+			}
+		}
+	})
+}
+
+// namedBus is one of the buses every contract test runs on.
+type namedBus struct {
+	name string
+	b    interface {
+		bus.Bus
+		bus.Holder
+	}
+}
+
+// eachBus runs fn on a Memory and on a NATS bus joined to a real server.
+func eachBus(t *testing.T, fn func(t *testing.T, tc namedBus)) {
+	srv := bustest.Start(t)
+	for _, tc := range []namedBus{
 		{"memory", bus.NewMemory()},
 		{"nats", dial(t, srv.URL(), "a")},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			heard := make(chan bus.Message, 200)
-			if _, err := tc.b.Subscribe("t.hold", decodeNote, func(m bus.Message) { heard <- m }); err != nil {
-				t.Fatal(err)
-			}
-			for round := range 20 {
-				tc.b.Hold()
-				tc.b.Hold() // holds nest
-				for i := range 5 {
-					tc.b.Publish("t.hold", &note{N: i})
-				}
-				tc.b.Release()
-				tc.b.Publish("t.hold", &note{N: 5})
-				tc.b.Release()
-				for i := range 6 {
-					m := <-heard
-					if m == bus.Drained {
-						t.Fatalf("round %d: Drained before note %d of a held run", round, i)
-					}
-					if n := m.(*note).N; n != i {
-						t.Fatalf("round %d: note %d, want %d", round, n, i)
-					}
-				}
-				if m := <-heard; m != bus.Drained {
-					t.Fatalf("round %d: %v after the run, want Drained", round, m)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { fn(t, tc) })
 	}
 }
