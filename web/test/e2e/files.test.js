@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith, freePort } from "./harness.js";
+import { registerPage, bin, startIotad, launchChromium, newPage, loginWithKey, joinWith, freePort } from "./harness.js";
 
 let srv, browser, owner, friend;
 
@@ -23,12 +23,7 @@ before(async () => {
   owner = await newPage(browser, srv.base, "files-owner");
   await loginWithKey(owner, readFileSync(join(srv.data, "owner.tu"), "utf8"));
   await joinWith(owner, srv.invites[0], "Home");
-  const token = execFileSync(bin, ["token", "create", "--data", srv.data, "--uses", "1"]).toString().trim();
-  friend = await newPage(browser, srv.base, "files-friend");
-  await friend.click("summary");
-  await friend.fill("#token", token);
-  await friend.click("#register-button");
-  await friend.waitForSelector("#app:not([hidden])");
+  friend = await registerPage(browser, srv, "files-friend");
   await joinWith(friend, srv.invites[1], "Friends");
   for (const p of [owner, friend]) {
     await p.click('#tree span:has-text("# general")');

@@ -1,7 +1,7 @@
 // What the browser tests share: a real iotad on random loopback ports,
 // Debian's Chromium, and the page's login and join steps.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,6 +113,18 @@ export async function joinWith(p, invite, title) {
   await p.click("#add-community button");
   await p.waitForSelector(`#community-list li:has-text("${title}")`);
   await p.waitForSelector('#tree span:has-text("general")');
+}
+
+// registerPage opens a page for a new Iota user of srv, registered with
+// a one-use token the CLI makes: the friend of most tests.
+export async function registerPage(browser, srv, name) {
+  const token = execFileSync(bin, ["token", "create", "--data", srv.data, "--uses", "1"]).toString().trim();
+  const p = await newPage(browser, srv.base, name);
+  await p.click("summary");
+  await p.fill("#token", token);
+  await p.click("#register-button");
+  await p.waitForSelector("#app:not([hidden])");
+  return p;
 }
 
 // statusSays waits until the page's status line holds text.

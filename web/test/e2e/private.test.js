@@ -4,10 +4,9 @@
 // owner still sees the channel, with a lock.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { bin, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
+import { registerPage, shots, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
 
 let srv, browser;
 
@@ -31,12 +30,7 @@ test("a private channel stays invisible to a member", async () => {
   await owner.click('#admin form button:has-text("Create")');
   await owner.waitForSelector('#tree span:has-text("# lobby")');
 
-  const token = execFileSync(bin, ["token", "create", "--data", data, "--uses", "1"]).toString().trim();
-  const friend = await newPage(browser, base, "friend");
-  await friend.click("summary");
-  await friend.fill("#token", token);
-  await friend.click("#register-button");
-  await friend.waitForSelector("#app:not([hidden])");
+  const friend = await registerPage(browser, srv, "friend");
   await joinWith(friend, invites[1], "Friends");
   await friend.click('#tree span:has-text("# general")');
   await friend.waitForSelector("#composer:not([hidden])");

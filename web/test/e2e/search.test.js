@@ -2,10 +2,9 @@
 // word of it, sees the hit with the word marked, and opens its channel.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
+import { registerPage, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
 
 let srv, browser;
 
@@ -30,12 +29,7 @@ test("a message one page posts is found by search on another", async () => {
   await owner.press("#message", "Enter");
   await owner.waitForSelector('#messages li:has-text("lighthouse")');
 
-  const token = execFileSync(bin, ["token", "create", "--data", data, "--uses", "1"]).toString().trim();
-  const friend = await newPage(browser, base, "friend");
-  await friend.click("summary");
-  await friend.fill("#token", token);
-  await friend.click("#register-button");
-  await friend.waitForSelector("#app:not([hidden])");
+  const friend = await registerPage(browser, srv, "friend");
   await joinWith(friend, invites[1], "Friends");
   await friend.fill("#search", "Lighthouse");
   await friend.press("#search", "Enter");

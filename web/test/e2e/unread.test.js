@@ -3,10 +3,9 @@
 // clears the badge on the same user's other device.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { bin, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
+import { registerPage, startIotad, launchChromium, newPage, loginWithKey, joinWith } from "./harness.js";
 
 let srv, browser;
 
@@ -33,12 +32,7 @@ test("a mention badge shows on both of my devices and reading on one clears both
   await laptop.click('#community-list li:has-text("Home")');
   await laptop.waitForSelector('#tree span:has-text("general")');
 
-  const token = execFileSync(bin, ["token", "create", "--data", data, "--uses", "1"]).toString().trim();
-  const friend = await newPage(browser, base, "friend");
-  await friend.click("summary");
-  await friend.fill("#token", token);
-  await friend.click("#register-button");
-  await friend.waitForSelector("#app:not([hidden])");
+  const friend = await registerPage(browser, srv, "friend");
   await joinWith(friend, invites[1], "Friends");
   await friend.click('#tree span:has-text("# general")');
   await friend.waitForSelector("#composer:not([hidden])");
