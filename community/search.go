@@ -86,12 +86,7 @@ func ftsQuery(terms []string) string {
 func (c *Community) readableChannels(member Member) []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ids []int64
-	for id, ch := range c.channels {
-		if ch.Codec == CodecText && ch.viewers.Has(member.Role) {
-			ids = append(ids, id)
-		}
-	}
+	ids := slices.DeleteFunc(c.textChannelsLocked(), func(id int64) bool { return !c.channels[id].viewers.Has(member.Role) })
 	slices.Sort(ids)
 	return ids
 }

@@ -101,7 +101,7 @@ func (x *searchIndexer) start(delay time.Duration) {
 		}
 		x.mu.Unlock()
 		if err := x.catchUp(context.Background()); err != nil && !errors.Is(err, errClosed) {
-			slog.Warn("search index: batch failed; the next search or message retries", "err", err)
+			slog.Warn("search index: batch failed; the next search or message retries", slog.Any("err", err))
 		}
 	})
 	x.timer = t
