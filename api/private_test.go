@@ -347,12 +347,7 @@ func TestPostAndConnectOverrides(t *testing.T) {
 	vc, _ := env.com.Find("General", "VC-1")
 	env.com.EnterCall(vc, alice.ID)
 	setPerms(t, owner, "General", "VC-1", `{"member":{"connect":false}}`)
-	for {
-		r := nextResult(t, mod.c, community.ResultUserLeft)
-		if strings.Contains(string(r.Payload), alice.ID) {
-			break
-		}
-	}
+	waitLeft(t, mod.c, alice.ID)
 	if env.com.InCall(vc, alice.ID) {
 		t.Fatal("alice is still in a call she may not connect to")
 	}
@@ -450,12 +445,7 @@ func TestRoleChangeRedrawsPrivateTree(t *testing.T) {
 	vc, _ := env.com.Find("General", "VC-1")
 	env.com.EnterCall(vc, alice.ID)
 	ok(t)(owner.root(t, "set_role", map[string]any{"user_id": alice.ID, "role": "member"}))
-	for {
-		r := nextResult(t, owner.c, community.ResultUserLeft)
-		if strings.Contains(string(r.Payload), alice.ID) {
-			break
-		}
-	}
+	waitLeft(t, owner.c, alice.ID)
 	if env.com.InCall(vc, alice.ID) {
 		t.Fatal("the demoted member is still in the hidden call")
 	}
@@ -481,5 +471,15 @@ func TestClusterPrivateChannel(t *testing.T) {
 	noneAbout(t, barrier(t, owner, alice)[0], "secret", "chat")
 	if _, err := alice.call(t, "text", "General", "chat", "get_messages", map[string]any{"amount": 1}); errType(err) != "error_not_found" {
 		t.Fatalf("get_messages on node 1: %v", err)
+	}
+}
+
+// waitLeft reads c's updates until the user_left of userID.
+func waitLeft(t *testing.T, c *client.Client, userID string) {
+	t.Helper()
+	for {
+		if r := nextResult(t, c, community.ResultUserLeft); strings.Contains(string(r.Payload), userID) {
+			return
+		}
 	}
 }

@@ -59,6 +59,12 @@ func (e *testEnv) put(t testing.TB, url string, body []byte, chunked bool) (*htt
 	if err != nil {
 		t.Fatal(err)
 	}
+	return do(t, req)
+}
+
+// do sends req and reads the whole answer.
+func do(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -469,13 +475,7 @@ func TestFilesOnOwnPort(t *testing.T) {
 			req.Header.Set("Access-Control-Request-Method", "PUT")
 			req.Header.Set("Access-Control-Request-Headers", "content-type")
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		out, _ := io.ReadAll(res.Body)
-		return res, out
+		return do(t, req)
 	}
 	for _, origin := range []string{"http://evil.example", "http://127.0.0.1:1", "http://localhost" + strings.TrimPrefix(page, "http://127.0.0.1")} {
 		if res, _ := request(http.MethodOptions, origin, nil); res.StatusCode != http.StatusForbidden || res.Header.Get("Access-Control-Allow-Origin") != "" {
