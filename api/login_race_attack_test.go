@@ -11,9 +11,16 @@ import (
 )
 
 // pendingLogin identifies as u on a fresh community socket and returns the
-// socket and the answer, leaving the challenge open.
+// socket and the answer, leaving the challenge open. u logs in once first,
+// as a returning member would have, so that the server holds u's row in
+// memory: the change the test makes must reach that too.
 func pendingLogin(t *testing.T, env *testEnv, u testUser) (*client.Client, string) {
 	t.Helper()
+	before, err := env.relogin(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Close()
 	c := env.dial("/")
 	ch, err := c.Request(ctxT(t), "identification", map[string]any{"user_id": u.ID})
 	if err != nil {

@@ -75,10 +75,22 @@ func (c *Community) actorNow(ctx context.Context, q queryer, actor Member, p Per
 	return m, nil
 }
 
-// Member looks up a member (banned ones included). Every login and request
-// asks, so its statement stays prepared.
+// Member looks up a member (banned ones included): on a node alone from the
+// member cache, else from its prepared statement.
 func (c *Community) Member(ctx context.Context, userID string) (Member, error) {
-	return scanMember(userID, c.svc.db.ReadRow(ctx, memberQuery, c.ID, userID))
+	cache := c.svc.members
+	if cache == nil {
+		return scanMember(userID, c.svc.db.ReadRow(ctx, memberQuery, c.ID, userID))
+	}
+	m, epoch, ok := cache.get(c.ID, userID)
+	if ok {
+		return m, nil
+	}
+	m, err := scanMember(userID, c.svc.db.ReadRow(ctx, memberQuery, c.ID, userID))
+	if err == nil {
+		cache.put(c.ID, m, epoch)
+	}
+	return m, err
 }
 
 type queryer interface {
@@ -349,12 +361,14 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 		}
 		m.Role = Role(role)
 		if m.Role == RoleOwner {
+			c.svc.members.changingAll(c.ID)
 			err := tx.QueryRowContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND role = $3 RETURNING user_id`,
 				string(RoleAdmin), c.ID, string(RoleOwner)).Scan(&previousOwner)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 		}
+		c.svc.members.changing(c.ID, userID)
 		_, err = tx.ExecContext(ctx, `INSERT INTO members(community_id, user_id, public_key, role, joined_at) VALUES($1, $2, $3, $4, $5)`,
 			c.ID, userID, pub[:], string(m.Role), m.JoinedAt.UnixMilli())
 		if err != nil {
@@ -414,6 +428,7 @@ func (c *Community) SetRole(ctx context.Context, actor Member, userID string, ro
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
+		c.svc.members.changing(c.ID, userID)
 		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND user_id = $3`, string(role), c.ID, userID); err != nil {
 			return fmt.Errorf("community: set role: %w", err)
 		}
@@ -438,6 +453,7 @@ func (c *Community) Kick(ctx context.Context, actor Member, userID string) error
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
+		c.svc.members.changing(c.ID, userID)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE community_id = $1 AND user_id = $2`, c.ID, userID); err != nil {
 			return fmt.Errorf("community: kick: %w", err)
 		}
@@ -478,6 +494,7 @@ func (c *Community) setBanned(ctx context.Context, actor Member, userID string, 
 		if _, err := c.target(ctx, tx, actor, userID); err != nil {
 			return err
 		}
+		c.svc.members.changing(c.ID, userID)
 		if _, err := tx.ExecContext(ctx, `UPDATE members SET banned = $1 WHERE community_id = $2 AND user_id = $3`, boolInt(banned), c.ID, userID); err != nil {
 			return fmt.Errorf("community: %s: %w", action, err)
 		}
@@ -562,11 +579,13 @@ func (c *Community) OperatorSetRole(ctx context.Context, userID string, role Rol
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
+			c.svc.members.changingAll(c.ID)
 			if _, err := tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND role = $3`,
 				string(RoleAdmin), c.ID, string(RoleOwner)); err != nil {
 				return err
 			}
 		}
+		c.svc.members.changing(c.ID, userID)
 		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE community_id = $2 AND user_id = $3`, string(role), c.ID, userID); err != nil {
 			return fmt.Errorf("community: set role: %w", err)
 		}

@@ -61,6 +61,7 @@ func (c *Community) Timeout(ctx context.Context, actor Member, userID string, un
 		if !lift {
 			stored = ms
 		}
+		c.svc.members.changing(c.ID, userID)
 		if _, err := tx.ExecContext(ctx, `UPDATE members SET timeout_until = $1 WHERE community_id = $2 AND user_id = $3`,
 			stored, c.ID, userID); err != nil {
 			return fmt.Errorf("community: %s: %w", action, err)

@@ -63,10 +63,13 @@ type Service struct {
 	ticketSecret []byte
 	// bus carries events; joined says it reaches other nodes, ownBus that
 	// Close closes it. claims spends tickets once, cluster-wide when joined.
-	bus      bus.Bus
-	ownBus   bool
-	joined   bool
-	claims   bus.Claims
+	bus    bus.Bus
+	ownBus bool
+	joined bool
+	claims bus.Claims
+	// members keeps member rows for logins (membercache.go); nil when
+	// joined.
+	members  *memberCache
 	backfill func(c *Community, key string, after, before int64) ([]*Event, error)
 
 	// node is this node; nodeJSON its lease value. held are the calls
@@ -212,7 +215,12 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	events, _ := s.bus.(bus.Holder)
-	s.w = newWriter(d, events)
+	var committed func()
+	if !s.joined {
+		s.members = newMemberCache()
+		committed = s.members.committed
+	}
+	s.w = newWriter(d, events, committed)
 	if s.search, err = newSearchIndexer(ctx, d, s.w); err != nil {
 		s.w.close()
 		s.closeBus()

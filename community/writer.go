@@ -42,6 +42,9 @@ type writer struct {
 	// events, when not nil, holds the bus while a commit's after hooks
 	// publish, so that its events reach each listener as one run.
 	events bus.Holder
+	// committed, when not nil, runs once each transaction is over,
+	// before the after hooks (the member cache drops what it changed).
+	committed func()
 }
 
 type writeOp struct {
@@ -60,8 +63,8 @@ func (w *writer) collectors() []prometheus.Collector {
 	return []prometheus.Collector{w.commitSeconds, w.batchSize}
 }
 
-func newWriter(d *db.DB, events bus.Holder) *writer {
-	w := &writer{db: d, events: events, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
+func newWriter(d *db.DB, events bus.Holder, committed func()) *writer {
+	w := &writer{db: d, events: events, committed: committed, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iotad_commit_seconds",
 			Help:    "How long one group commit of the community store took, its writes and the COMMIT together.",
@@ -204,6 +207,9 @@ func (w *writer) commitOnce(batch []*writeOp, retry bool) []*writeOp {
 	if w.commitSeconds != nil { // nil in tests that build a bare writer
 		w.commitSeconds.Observe(time.Since(start).Seconds())
 		w.batchSize.Observe(float64(len(batch)))
+	}
+	if w.committed != nil {
+		w.committed()
 	}
 	if err != nil && retry && db.Retryable(err) {
 		return batch
