@@ -164,13 +164,20 @@ type queue struct {
 
 func newQueue(deliver func(Message)) *queue { return &queue{deliver: deliver} }
 
-func (q *queue) push(m Message) {
+func (q *queue) push(m Message) { q.pushAll([]Message{m}) }
+
+// pushAll queues ms at once: they are delivered as one run, with no
+// Drained between them.
+func (q *queue) pushAll(ms []Message) {
+	if len(ms) == 0 {
+		return
+	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return
 	}
-	q.items = append(q.items, m)
+	q.items = append(q.items, ms...)
 	start := !q.running
 	if start {
 		q.running = true

@@ -31,6 +31,17 @@ type NATS struct {
 
 	mu          sync.Mutex
 	reconnected []func()
+
+	// While this node holds its deliveries (Hold), its publishes to the
+	// other nodes wait too, per subject in publish order, and the last
+	// Release sends each subject's as one NATS message (batches): a
+	// commit's events then reach another node as one run, as they reach
+	// this node's subscribers, and its sockets write them in one call.
+	// holdMu also orders a publish after the held ones it follows.
+	holdMu    sync.Mutex
+	holds     int
+	held      map[string][][]byte
+	heldOrder []string
 }
 
 // NATSOptions configure DialNATS.
@@ -53,7 +64,7 @@ func DialNATS(url string, o NATSOptions) (*NATS, error) {
 	if o.ReconnectWait == 0 {
 		o.ReconnectWait = 250 * time.Millisecond
 	}
-	b := &NATS{local: NewMemory(), log: o.Log}
+	b := &NATS{local: NewMemory(), log: o.Log, held: map[string][][]byte{}}
 	nc, err := nats.Connect(url,
 		nats.Name(o.Name),
 		nats.NoEcho(),
@@ -104,15 +115,61 @@ func (b *NATS) Publish(subject string, m Message) error {
 	if err != nil {
 		return fmt.Errorf("bus: encode for %s: %w", subject, err)
 	}
+	b.holdMu.Lock()
+	defer b.holdMu.Unlock()
+	if b.holds > 0 {
+		if _, ok := b.held[subject]; !ok {
+			b.heldOrder = append(b.heldOrder, subject)
+		}
+		b.held[subject] = append(b.held[subject], data)
+		return nil
+	}
 	if err := b.nc.Publish(subject, data); err != nil {
 		return fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
 	return nil
 }
 
-// Hold and Release hold this node's deliveries, as Memory's do.
-func (b *NATS) Hold()    { b.local.Hold() }
-func (b *NATS) Release() { b.local.Release() }
+// Hold holds this node's deliveries, as Memory's does, and its publishes
+// to the other nodes.
+func (b *NATS) Hold() {
+	b.holdMu.Lock()
+	b.holds++
+	b.holdMu.Unlock()
+	b.local.Hold()
+}
+
+// Release ends a Hold; the last one sends what was held. A publish that
+// fails then is logged: its publisher has returned.
+func (b *NATS) Release() {
+	b.holdMu.Lock()
+	if b.holds--; b.holds == 0 {
+		b.sendHeldLocked()
+	}
+	b.holdMu.Unlock()
+	b.local.Release()
+}
+
+// sendHeldLocked publishes the held encodings; b.holdMu is held.
+func (b *NATS) sendHeldLocked() {
+	if len(b.heldOrder) == 0 {
+		return
+	}
+	maxPayload := int(b.nc.MaxPayload())
+	if maxPayload <= 0 { // not yet told by a server
+		maxPayload = 1 << 20
+	}
+	for _, subject := range b.heldOrder {
+		for _, data := range batches(b.held[subject], maxPayload) {
+			if err := b.nc.Publish(subject, data); err != nil {
+				b.log.Error("bus: publish held events", slog.String("subject", subject), slog.Any("err", err))
+			}
+		}
+		delete(b.held, subject)
+	}
+	clear(b.heldOrder)
+	b.heldOrder = b.heldOrder[:0]
+}
 
 // Subscribe implements Bus: local publishes and other nodes' share the
 // subscription's one queue, so fn never runs concurrently with itself.
@@ -126,6 +183,10 @@ func (b *NATS) Subscribe(subject string, decode Decoder, fn func(Message)) (Subs
 	}
 	q := ls.(*memorySub).q
 	ns, err := b.nc.Subscribe(subject, func(msg *nats.Msg) {
+		if len(msg.Data) > 0 && msg.Data[0] == batchMark {
+			b.pushBatch(q, subject, msg.Data, decode)
+			return
+		}
 		m, err := decode(msg.Data)
 		if err != nil {
 			b.log.Error("bus: drop undecodable message", slog.String("subject", subject), slog.Any("err", err))
@@ -143,6 +204,25 @@ func (b *NATS) Subscribe(subject string, decode Decoder, fn func(Message)) (Subs
 		b.log.Warn("bus: subscription not confirmed", slog.String("subject", subject), slog.Any("err", err))
 	}
 	return &natsSub{local: ls, remote: ns}, nil
+}
+
+// pushBatch queues the messages of another node's batch as one run.
+func (b *NATS) pushBatch(q *queue, subject string, data []byte, decode Decoder) {
+	items, err := splitBatch(data)
+	if err != nil {
+		b.log.Error("bus: drop malformed batch", slog.String("subject", subject), slog.Int("bytes", len(data)))
+		return
+	}
+	ms := make([]Message, 0, len(items))
+	for _, it := range items {
+		m, err := decode(it)
+		if err != nil {
+			b.log.Error("bus: drop undecodable message", slog.String("subject", subject), slog.Any("err", err))
+			continue
+		}
+		ms = append(ms, m)
+	}
+	q.pushAll(ms)
 }
 
 type natsSub struct {
@@ -172,6 +252,9 @@ func (b *NATS) Conn() *nats.Conn { return b.nc }
 // Close implements Bus: it flushes what this node published, then closes
 // the link and the local queues.
 func (b *NATS) Close() error {
+	b.holdMu.Lock()
+	b.sendHeldLocked() // a Hold still open at Close: its publishes were made
+	b.holdMu.Unlock()
 	b.nc.FlushTimeout(2 * time.Second)
 	b.nc.Close()
 	return b.local.Close()
