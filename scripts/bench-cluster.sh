@@ -4,10 +4,13 @@
 # spread evenly over the nodes. The server CPU is the sum over the nodes and
 # nats-server. Numbers go to docs/BENCHMARKS.md ("Nodes joined by NATS").
 # MEMBERS (default 1000), SENDERS (default 4), DURATION (default 10s),
-# COUNTS (default "1 2 3").
+# COUNTS (default "1 2 3"), RATE (messages per second over all senders;
+# default 0: each sender posts again when answered, so the machine's
+# throughput sets the rate, and with it how long each socket's runs are),
+# STAGGER=1 (with RATE: the senders post in turn, not all at each tick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-members=${MEMBERS:-1000} senders=${SENDERS:-4} duration=${DURATION:-10s}
+members=${MEMBERS:-1000} senders=${SENDERS:-4} duration=${DURATION:-10s} rate=${RATE:-0} stagger=${STAGGER:+--stagger}
 work=$(mktemp -d)
 cl=
 # SIGTERM, not SIGINT: a background job ignores SIGINT.
@@ -21,9 +24,9 @@ lift="--login-rate 1e6 --login-burst 1000000 --request-rate 1e6 --request-burst 
   --max-unauthenticated-per-addr 0 --max-connections-per-user 0 --send-queue 4096 --log-level warn"
 run() { # label urls pids
   echo "== $1"
-  echo "\$ iotad-load fanout --url $2 --members $members --senders $senders --duration $duration --pid $3"
+  echo "\$ iotad-load fanout --url $2 --members $members --senders $senders --rate $rate $stagger --duration $duration --pid $3"
   "$work/iotad-load" fanout --url "$2" --invite "$invite" --members "$members" --senders "$senders" \
-    --duration "$duration" --pid "$3" --channel general
+    --rate "$rate" $stagger --duration "$duration" --pid "$3" --channel general
   echo
 }
 

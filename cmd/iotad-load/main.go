@@ -89,6 +89,7 @@ func fanout() {
 	fs.IntVar(&cfg.Members, "members", 1000, "member sockets in the channel")
 	fs.IntVar(&cfg.Senders, "senders", 4, "how many of them post")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second over all senders (0: each sender waits for its acknowledgement)")
+	fs.BoolVar(&cfg.Stagger, "stagger", false, "with --rate: spread the senders' posts evenly instead of all at each tick")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to post")
 	fs.StringVar(&cfg.Path, "path", "General", "the channel's category path")
 	fs.StringVar(&cfg.Channel, "channel", "general", "the text channel")

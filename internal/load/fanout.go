@@ -35,7 +35,12 @@ type FanoutConfig struct {
 	Senders int
 	// Rate is messages per second over all senders; 0 means each sender
 	// posts as fast as its acknowledgements come back.
-	Rate     float64
+	Rate float64
+	// Stagger spreads the senders' ticks evenly over a tick's period, as
+	// independent people post; without it they tick together, and their
+	// messages arrive in bursts of Senders that one node commits (and
+	// fans out) as one, which nodes that each hold a sender cannot.
+	Stagger  bool
 	Duration time.Duration
 	// Path and Channel name the text channel.
 	Path, Channel string
@@ -190,7 +195,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			senderErrs[i] = send(runCtx, c, cfg, &sent)
+			senderErrs[i] = send(runCtx, c, cfg, i, &sent)
 			if runCtx.Err() != nil {
 				senderErrs[i] = nil
 			}
@@ -227,10 +232,18 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 
 // send posts messages until ctx ends: at the configured rate without
 // waiting (open loop), or each after the previous one's acknowledgement.
-func send(ctx context.Context, c *client.Client, cfg FanoutConfig, n *atomic.Int64) error {
+func send(ctx context.Context, c *client.Client, cfg FanoutConfig, sender int, n *atomic.Int64) error {
 	var tick *time.Ticker
 	if cfg.Rate > 0 {
-		tick = time.NewTicker(time.Duration(float64(time.Second) * float64(cfg.Senders) / cfg.Rate))
+		period := time.Duration(float64(time.Second) * float64(cfg.Senders) / cfg.Rate)
+		if cfg.Stagger {
+			select {
+			case <-time.After(period * time.Duration(sender) / time.Duration(cfg.Senders)):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		tick = time.NewTicker(period)
 		defer tick.Stop()
 	}
 	for ctx.Err() == nil {
