@@ -160,7 +160,8 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 	s.sockets = &socketServer{cfg: cfg.Socket, reg: reg, log: log, clock: cfg.Clock, proxies: cfg.TrustedProxies}
 	s.sockets.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
+		// No size: gorilla reads through the reader hijackResponse
+		// hands it (readBufferSize).
 		// Server frames are written by the session, not by gorilla, so a
 		// pool keeps gorilla from holding a write buffer per socket.
 		WriteBufferPool: &sync.Pool{},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -89,10 +91,17 @@ func (e *Endpoint) HandlePublic(typ string, h Handler) {
 // Session is one client socket: a reader (the goroutine that serves the
 // HTTP request) and a writer goroutine that alone writes to the connection.
 type Session struct {
-	ws  *websocket.Conn
-	nc  net.Conn
-	cfg *SocketConfig
-	ep  *Endpoint
+	ws *websocket.Conn
+	nc net.Conn
+	// br is what gorilla reads nc through; raw is nc's descriptor when nc
+	// is plain TCP (not TLS, whose own buffer nobody can see), for
+	// waitReadable.
+	br       *bufio.Reader
+	raw      syscall.RawConn
+	readable func(fd uintptr) bool // readableOnce, made once
+	looked   bool
+	cfg      *SocketConfig
+	ep       *Endpoint
 	// baseLog is the server's logger; log adds the socket's attributes
 	// only to what is logged, since slog's With formats them at once, a
 	// cost (and a deeper stack on the reader) every login paid.
@@ -484,6 +493,7 @@ func (s *Session) readLoop() {
 		limit = math.MaxInt64 - 1
 	}
 	for {
+		s.waitReadable()
 		mt, r, err := s.ws.NextReader()
 		if err != nil {
 			return
@@ -512,6 +522,34 @@ func (s *Session) readLoop() {
 		}
 		s.handle(data)
 	}
+}
+
+// waitReadable returns when the socket has bytes to read, or at once when
+// gorilla holds some already: an idle reader then waits a few frames from
+// its goroutine's top, where Go can shrink its stack, instead of deep in
+// gorilla's frame reader, where the 8 KB a login grew it to stayed for the
+// socket's lifetime (docs/BENCHMARKS.md). What ends the wait (the read
+// deadline, the peer gone) NextReader finds again and reports.
+func (s *Session) waitReadable() {
+	if s.raw == nil || s.br.Buffered() > 0 {
+		return
+	}
+	s.looked = false
+	s.raw.Read(s.readable)
+}
+
+// readableOnce is waitReadable's test. The first call looks at the
+// socket: bytes that came before the wait began are never announced,
+// since Go's poller forgets readiness when a read starts. Once it found
+// none, the next call comes after the poller's wake, and is true: the
+// wait costs the one look where gorilla's read would have made one
+// failed read too.
+func (s *Session) readableOnce(fd uintptr) bool {
+	if s.looked {
+		return true
+	}
+	s.looked = true
+	return hasBytes(fd)
 }
 
 // extendReadDeadline holds s.mu so that it cannot undo the short deadline

@@ -432,3 +432,61 @@ func TestProtocolErrorIsAnsweredWith1002(t *testing.T) {
 		t.Fatalf("read %v, want close 1002", err)
 	}
 }
+
+// TestPipelinedFramesAreAllAnswered: frames a client sends in one write
+// are each answered, however they fall across the server's read buffer:
+// one that ends exactly where the buffer's first fill ends (the server
+// must look for the rest in the kernel rather than wait to be told of
+// it), one larger than the buffer, and small ones after.
+func TestPipelinedFramesAreAllAnswered(t *testing.T) {
+	env := newEnv(t, nil)
+	request := func(id string, wire int) []byte {
+		// A masked text frame of wire bytes in all: 8 bytes of header
+		// (two, a 16-bit length, the mask) for 126..65535 bytes of payload.
+		n := wire - 8
+		body := fmt.Sprintf(`{"type":"no_such_type","id":%q,"data":{"pad":"`, id)
+		body += strings.Repeat("x", n-len(body)-3) + `"}}`
+		b := []byte{0x81, 0x80 | 126}
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+		var mask [4]byte
+		rand.Read(mask[:])
+		b = append(b, mask[:]...)
+		for i := range n {
+			b = append(b, body[i]^mask[i%4])
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		wires []int
+	}{
+		{"the first frame fills the buffer exactly", []int{1024, 200, 200}},
+		{"a frame larger than the buffer", []int{300, 5000, 200}},
+		{"many small frames", []int{200, 200, 200, 200, 200, 200, 200, 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			var all []byte
+			for i, w := range tc.wires {
+				all = append(all, request(strconv.Itoa(i), w)...)
+			}
+			if _, err := ws.NetConn().Write(all); err != nil {
+				t.Fatal(err)
+			}
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for i := range tc.wires {
+				_, data, err := ws.ReadMessage()
+				if err != nil {
+					t.Fatalf("reply %d of %d: %v", i, len(tc.wires), err)
+				}
+				if want := fmt.Sprintf(`"id":"%d"`, i); !strings.Contains(string(data), want) {
+					t.Fatalf("reply %d: %.200s, want %s", i, data, want)
+				}
+			}
+		})
+	}
+}

@@ -290,6 +290,14 @@ func (ss *socketServer) serve(w http.ResponseWriter, r *http.Request, ep *Endpoi
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		limiter:    rate.NewLimiter(rate.Limit(ss.cfg.RequestRate), ss.cfg.RequestBurst),
+		br:         hw.br,
+	}
+	if tcp, ok := hw.conn.Conn.(*net.TCPConn); ok && hw.br != nil {
+		if s.raw, err = tcp.SyscallConn(); err == nil {
+			s.readable = s.readableOnce
+		} else {
+			s.raw = nil // the reader waits in gorilla
+		}
 	}
 	s.baseLog, s.peer = ss.log, peer
 	if !ss.reg.add(s) {
@@ -347,7 +355,13 @@ func (ss *socketServer) run(s *Session, ep *Endpoint) {
 type hijackResponse struct {
 	http.ResponseWriter
 	conn *quietConn
+	// br is the reader gorilla reads the socket through, ours so that the
+	// session can see what it holds (Session.waitReadable).
+	br *bufio.Reader
 }
+
+// readBufferSize is the socket's read buffer: most client frames fit.
+const readBufferSize = 1024
 
 func (w *hijackResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h, ok := w.ResponseWriter.(http.Hijacker)
@@ -359,7 +373,13 @@ func (w *hijackResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &quietConn{Conn: nc}
-	return w.conn, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		return w.conn, brw, nil // gorilla refuses a client that did not wait for the handshake
+	}
+	// With no read buffer size of its own, gorilla reads through the
+	// hijacked reader when it is large enough: this one.
+	w.br = bufio.NewReaderSize(w.conn, readBufferSize)
+	return w.conn, bufio.NewReadWriter(w.br, brw.Writer), nil
 }
 
 // quietConn is the connection as gorilla sees it. Until a session owns it,
