@@ -88,8 +88,8 @@ func (e *Endpoint) HandlePublic(typ string, h Handler) {
 	e.public[typ] = true
 }
 
-// Session is one client socket: a reader (the goroutine that serves the
-// HTTP request) and a writer goroutine that alone writes to the connection.
+// Session is one client socket: a reader goroutine, and a writer goroutine
+// that alone writes to the connection (it ends while the socket idles).
 type Session struct {
 	ws *websocket.Conn
 	nc net.Conn
