@@ -98,7 +98,7 @@ type Session struct {
 	// waitReadable.
 	br       *bufio.Reader
 	raw      syscall.RawConn
-	readable func(fd uintptr) bool // readableOnce, made once
+	readable func(fd uintptr) bool // readableOnce: a method value made per wait would allocate
 	looked   bool
 	cfg      *SocketConfig
 	ep       *Endpoint

@@ -22,24 +22,23 @@ func batches(items [][]byte, maxPayload int) [][]byte {
 	}
 	var out [][]byte
 	var cur []byte
-	n := 0 // items in cur
+	var first []byte // cur's first item, sent as itself if none joins it
+	n := 0           // items in cur
 	flush := func() {
-		switch n {
-		case 0:
-		case 1:
-			out = append(out, unbatched(cur))
-		default:
+		switch {
+		case n == 1:
+			out = append(out, first)
+		case n > 1:
 			out = append(out, cur)
 		}
 		cur, n = nil, 0
 	}
 	for _, it := range items {
-		need := binary.MaxVarintLen64 + len(it)
-		if n > 0 && len(cur)+need > maxPayload {
+		if n > 0 && len(cur)+binary.MaxVarintLen64+len(it) > maxPayload {
 			flush()
 		}
-		if cur == nil {
-			cur = append(make([]byte, 0, min(maxPayload, 1+need*len(items))), batchMark)
+		if n == 0 {
+			cur, first = []byte{batchMark}, it
 		}
 		cur = binary.AppendUvarint(cur, uint64(len(it)))
 		cur = append(cur, it...)
@@ -47,12 +46,6 @@ func batches(items [][]byte, maxPayload int) [][]byte {
 	}
 	flush()
 	return out
-}
-
-// unbatched is the one item of a batch.
-func unbatched(batch []byte) []byte {
-	_, k := binary.Uvarint(batch[1:])
-	return batch[1+k:]
 }
 
 var errBadBatch = errors.New("bus: malformed batch")

@@ -36,14 +36,15 @@ func dial(t *testing.T, url, name string) *bus.NATS {
 	return b
 }
 
-func recv(t *testing.T, ch <-chan *note) *note {
+func recv[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
 	select {
-	case n := <-ch:
-		return n
+	case m := <-ch:
+		return m
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10s")
-		return nil
+		var none T
+		return none
 	}
 }
 
