@@ -11,6 +11,7 @@ import (
 
 	"modernc.org/sqlite"
 
+	"github.com/iotad/iotad/internal/bus"
 	"github.com/iotad/iotad/internal/db"
 	"github.com/iotad/iotad/internal/db/dbtest"
 )
@@ -234,5 +235,75 @@ func TestDeadlockedWriteIsRetriedInTheNextCommit(t *testing.T) {
 	}
 	if tries != 2 {
 		t.Fatalf("the deadlocked write ran %d times, want 2 (aborted once, then committed)", tries)
+	}
+}
+
+type writerNote int
+
+func (writerNote) Encode() ([]byte, error) { return nil, errors.New("never leaves the process") }
+
+// TestQueuedCommitJoinsTheRun: a write queued while another commits is the
+// next commit, and the events of both reach a subscriber as one run, with
+// no Drained between them; a commit with nothing queued behind it is
+// delivered at once.
+func TestQueuedCommitJoinsTheRun(t *testing.T) {
+	s, _, _ := openTest(t, db.SyncNormal)
+	events := bus.NewMemory()
+	defer events.Close()
+	heard := make(chan bus.Message, 8)
+	firstHeard := make(chan struct{})
+	if _, err := events.Subscribe("t.run", nil, func(m bus.Message) {
+		heard <- m
+		if m == writerNote(1) {
+			close(firstHeard)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(s.db, events, nil)
+	defer w.close()
+	publish := func(n writerNote) func() { return func() { events.Publish("t.run", n) } }
+	nothing := func(*sql.Tx) error { return nil }
+
+	running, proceed := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- w.do(context.Background(), func(*sql.Tx) error {
+			close(running)
+			<-proceed
+			return nil
+		}, publish(1))
+	}()
+	<-running
+	// Queued behind the first for certain: the writer is inside it. The
+	// second commit gives the first's events every chance to leave on
+	// their own, as they would if the first's hold ended with it.
+	second := &writeOp{ctx: context.Background(), fn: func(*sql.Tx) error {
+		select {
+		case <-firstHeard:
+		case <-time.After(200 * time.Millisecond):
+		}
+		return nil
+	}, after: publish(2), done: make(chan error, 1)}
+	w.reqs <- second
+	close(proceed)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second.done; err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bus.Message{writerNote(1), writerNote(2), bus.Drained} {
+		if got := <-heard; got != want {
+			t.Fatalf("event %d: %v, want %v", i, got, want)
+		}
+	}
+	if err := w.do(context.Background(), nothing, publish(3)); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bus.Message{writerNote(3), bus.Drained} {
+		if got := <-heard; got != want {
+			t.Fatalf("lone commit, event %d: %v, want %v", i, got, want)
+		}
 	}
 }
