@@ -2,9 +2,11 @@ package community
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/google/uuid"
@@ -263,6 +265,60 @@ func TestMemberNamedOperatorIsNotTheOperator(t *testing.T) {
 		}
 		if err := c.RenameChannel(ctx, OperatorMember(), "General", "general", "main"); err != nil {
 			t.Fatalf("the operator: %v", err)
+		}
+	})
+}
+
+// TestBanEarlierInTheSameCommitStopsTheWrite: writes read their actor from
+// the member cache, which a commit updates only once it is over. A ban and
+// the banned member's next message that share one group commit, in that
+// order, must still see the ban: the message is refused and not stored.
+func TestBanEarlierInTheSameCommitStopsTheWrite(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s, c, _ := openOn(t, b)
+		ctx := context.Background()
+		if err := c.CreateDefaultChannels(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m := addMember(t, c, RoleMember)
+		post := func(body string) error {
+			_, _, err := c.Call(ctx, m, "General", "general", "text", "send_message", json.RawMessage(fmt.Sprintf(`{"message":%q}`, body)), nil)
+			return err
+		}
+		// The member's row is now cached by a write.
+		if err := post("before"); err != nil {
+			t.Fatal(err)
+		}
+
+		// Hold the writer inside a write, queue the ban and then the
+		// message behind it, and let all three commit together.
+		inside, proceed := make(chan struct{}), make(chan struct{})
+		go s.w.do(ctx, func(*sql.Tx) error {
+			close(inside)
+			<-proceed
+			return nil
+		}, nil)
+		<-inside
+		queued := func(n int) {
+			for len(s.w.reqs) < n {
+				runtime.Gosched()
+			}
+		}
+		banned, posted := make(chan error, 1), make(chan error, 1)
+		go func() { banned <- c.Ban(ctx, OperatorMember(), m.UserID) }()
+		queued(1)
+		go func() { posted <- post("after the ban") }()
+		queued(2)
+		close(proceed)
+		if err := <-banned; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-posted; !errors.Is(err, ErrPermission) {
+			t.Fatalf("the banned member's message in the ban's commit: %v, want ErrPermission", err)
+		}
+		var n int
+		if err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE body = $1`, "after the ban").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%d messages stored after the ban (%v)", n, err)
 		}
 	})
 }

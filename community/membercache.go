@@ -1,6 +1,9 @@
 package community
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // memberCache keeps members' rows as Member read them, so that a login's
 // re-read of the member at the answer (which a ban, kick or role change
@@ -16,6 +19,12 @@ import "sync"
 // since. A query that saw the row before the commit either stored it
 // before committed ran, which drops it, or is refused after. Only a node
 // alone has one; on a cluster other nodes write members too.
+//
+// On SQLite the writes read their actor from it as well (getInWrite):
+// each write transaction first asks SQLite whether another connection
+// committed since the last one (data_version, see writer), and if one did,
+// the cache is dropped before any write reads it. Logins do not ask: a row
+// another process changed reaches them at the writer's next transaction.
 type memberCache struct {
 	mu    sync.Mutex
 	rows  map[memberRef]Member
@@ -66,6 +75,29 @@ func (m *memberCache) changingAll(community string) {
 	}
 	m.mu.Lock()
 	m.changedAll = append(m.changedAll, community)
+	m.mu.Unlock()
+}
+
+// getInWrite is get for a write transaction of the writer: a row that
+// transaction marked is not answered, as the transaction may have changed
+// it; the caller reads it inside the transaction.
+func (m *memberCache) getInWrite(community, user string) (Member, uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ref := memberRef{community, user}
+	if slices.Contains(m.changed, ref) || slices.Contains(m.changedAll, community) {
+		return Member{}, m.epoch, false
+	}
+	row, ok := m.rows[ref]
+	return row, m.epoch, ok
+}
+
+// dropAll forgets every row: another connection wrote to the store (a
+// second process on the same file), and it marks nothing here.
+func (m *memberCache) dropAll() {
+	m.mu.Lock()
+	m.epoch++
+	clear(m.rows)
 	m.mu.Unlock()
 }
 

@@ -99,7 +99,20 @@ type queryer interface {
 
 // member is Member inside a transaction (or on the read pool), from a
 // prepared statement: every write reads its actor's row again.
+// In the writer's transaction on SQLite, the member cache answers when it
+// can (memberCache says why that is as fresh).
 func (c *Community) member(ctx context.Context, q queryer, userID string) (Member, error) {
+	if _, inWrite := q.(*sql.Tx); inWrite && c.svc.w.cachesFresh {
+		m, epoch, ok := c.svc.members.getInWrite(c.ID, userID)
+		if ok {
+			return m, nil
+		}
+		m, err := scanMember(userID, c.svc.db.Row(ctx, q, memberQuery, c.ID, userID))
+		if err == nil {
+			c.svc.members.put(c.ID, m, epoch)
+		}
+		return m, err
+	}
 	return scanMember(userID, c.svc.db.Row(ctx, q, memberQuery, c.ID, userID))
 }
 

@@ -199,7 +199,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	}
 	// The statements every write runs: its actor's row, and for a message
 	// the insert. Prepared now, while no transaction holds the writer.
-	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage, savepoint, rollbackTo, release); err != nil {
+	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage, savepoint, rollbackTo, release, dataVersionQuery); err != nil {
 		s.closeBus()
 		return nil, err
 	}
@@ -215,12 +215,15 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	events, _ := s.bus.(bus.Holder)
-	var committed func()
+	var committed, foreign func()
 	if !s.joined {
 		s.members = newMemberCache()
 		committed = s.members.committed
+		if d.Dialect == db.SQLite {
+			foreign = s.members.dropAll
+		}
 	}
-	s.w = newWriter(d, events, committed)
+	s.w = newWriter(d, events, committed, foreign)
 	if s.search, err = newSearchIndexer(ctx, d, s.w); err != nil {
 		s.w.close()
 		s.closeBus()

@@ -49,6 +49,35 @@ type writer struct {
 	// committed, when not nil, runs once each transaction is over,
 	// before the after hooks (the member cache drops what it changed).
 	committed func()
+	// foreign, when not nil, runs inside a transaction, before its writes,
+	// when another connection has committed to the store since this
+	// writer's last transaction (SQLite's data_version moved): what this
+	// process caches of the store may be stale. dataVersion is the last
+	// value seen, and cachesFresh says the transaction in flight has
+	// checked it; both are only touched in the writer's goroutine, which
+	// runs the writes.
+	foreign     func()
+	dataVersion int64
+	cachesFresh bool
+}
+
+// dataVersionQuery answers a number that changes when another connection
+// commits to the database (on this connection's own commits it does not).
+const dataVersionQuery = "PRAGMA data_version"
+
+// checkForeign runs foreign if another connection committed since the
+// last transaction; tx is the writer's, so none can commit during it.
+func (w *writer) checkForeign(ctx context.Context, tx *sql.Tx) error {
+	var v int64
+	if err := w.db.Row(ctx, tx, dataVersionQuery).Scan(&v); err != nil {
+		return fmt.Errorf("community: read data_version: %w", err)
+	}
+	if v != w.dataVersion {
+		w.dataVersion = v
+		w.foreign()
+	}
+	w.cachesFresh = true
+	return nil
 }
 
 type writeOp struct {
@@ -67,8 +96,8 @@ func (w *writer) collectors() []prometheus.Collector {
 	return []prometheus.Collector{w.commitSeconds, w.batchSize}
 }
 
-func newWriter(d *db.DB, events bus.Holder, committed func()) *writer {
-	w := &writer{db: d, events: events, committed: committed, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
+func newWriter(d *db.DB, events bus.Holder, committed, foreign func()) *writer {
+	w := &writer{db: d, events: events, committed: committed, foreign: foreign, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iotad_commit_seconds",
 			Help:    "How long one group commit of the community store took, its writes and the COMMIT together.",
@@ -211,6 +240,11 @@ func (w *writer) commitOnce(batch []*writeOp, retry bool) []*writeOp {
 	ctx := context.Background()
 	start := time.Now()
 	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
+		if w.foreign != nil {
+			if err := w.checkForeign(ctx, tx); err != nil {
+				return err
+			}
+		}
 		for _, op := range batch {
 			if err := op.ctx.Err(); err != nil {
 				op.err = fmt.Errorf("community: write skipped, its caller left: %w", err)
@@ -231,6 +265,7 @@ func (w *writer) commitOnce(batch []*writeOp, retry bool) []*writeOp {
 		}
 		return nil
 	})
+	w.cachesFresh = false
 	if w.commitSeconds != nil { // nil in tests that build a bare writer
 		w.commitSeconds.Observe(time.Since(start).Seconds())
 		w.batchSize.Observe(float64(len(batch)))

@@ -260,7 +260,7 @@ func TestQueuedCommitJoinsTheRun(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(s.db, events, nil)
+	w := newWriter(s.db, events, nil, nil)
 	defer w.close()
 	publish := func(n writerNote) func() { return func() { events.Publish("t.run", n) } }
 	nothing := func(*sql.Tx) error { return nil }
