@@ -530,12 +530,52 @@ func (s *Session) readLoop() {
 // gorilla's frame reader, where the 8 KB a login grew it to stayed for the
 // socket's lifetime (docs/BENCHMARKS.md). What ends the wait (the read
 // deadline, the peer gone) NextReader finds again and reports.
+//
+// The pong that answers each ping is taken here too, when it is whole in
+// the buffer: gorilla's NextReader handles control frames inside its own
+// loop and then waits there for the next message, so one ping interval
+// after the login every idle reader was back deep in gorilla.
 func (s *Session) waitReadable() {
-	if s.raw == nil || s.br.Buffered() > 0 {
+	if s.raw == nil {
 		return
 	}
-	s.looked = false
-	s.raw.Read(s.readable)
+	for {
+		if s.br.Buffered() == 0 {
+			s.looked = false
+			s.raw.Read(s.readable)
+			// The socket is readable, so this fills the buffer without
+			// blocking: the read gorilla's Peek would have made.
+			if _, err := s.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if !s.takePong() {
+			return
+		}
+	}
+}
+
+// takePong consumes a client's pong frame if the buffer holds all of it,
+// and does what the pong handler does. Only the well-formed case is taken
+// (FIN, masked, a control frame's length); anything else is gorilla's to
+// read and to refuse. It is called between messages, where a frame starts,
+// except when closing, where the read loop leaves messages unread.
+func (s *Session) takePong() bool {
+	if s.isClosing() {
+		return false
+	}
+	b, _ := s.br.Peek(s.br.Buffered())
+	const finPong, masked = 0x80 | opPong, 0x80
+	if len(b) < 2 || b[0] != finPong || b[1]&masked == 0 || b[1]&^masked > 125 {
+		return false
+	}
+	n := 2 + 4 + int(b[1]&^masked)
+	if len(b) < n {
+		return false
+	}
+	s.br.Discard(n)
+	s.extendReadDeadline()
+	return true
 }
 
 // readableOnce is waitReadable's test. The first call looks at the

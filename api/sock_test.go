@@ -412,24 +412,43 @@ func TestMetricsAreNotOnThePublicListener(t *testing.T) {
 	}
 }
 
-// TestProtocolErrorIsAnsweredWith1002: an unmasked client frame is a
-// protocol error; gorilla's close frame for it is sent by the session's
-// writer, and the client reads it.
+// TestProtocolErrorIsAnsweredWith1002: a frame RFC 6455 forbids from a
+// client is a protocol error; gorilla's close frame for it is sent by the
+// session's writer, and the client reads it. The pongs are here because
+// the session takes well-formed pongs itself and must leave the rest to
+// gorilla to refuse.
 func TestProtocolErrorIsAnsweredWith1002(t *testing.T) {
 	env := newEnv(t, nil)
-	ws, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
-	if err != nil {
-		t.Fatal(err)
+	masked := func(header ...byte) []byte {
+		return append(header, 1, 2, 3, 4)
 	}
-	defer ws.Close()
-	if _, err := ws.NetConn().Write([]byte{0x81, 0x02, 'h', 'i'}); err != nil {
-		t.Fatal(err)
-	}
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err = ws.ReadMessage()
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseProtocolError {
-		t.Fatalf("read %v, want close 1002", err)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"an unmasked text frame", []byte{0x81, 0x02, 'h', 'i'}},
+		// Long enough to be whole were it masked.
+		{"an unmasked pong", []byte{0x8A, 0x02, 'h', 'i', 0, 0, 0, 0}},
+		{"a fragmented pong", append(masked(0x0A, 0x80|2), 'h', 'i')},
+		{"a pong longer than a control frame may be", append(masked(0x8A, 0x80|126, 0, 126), make([]byte, 126)...)},
+		{"a pong with reserved bits", append(masked(0xCA, 0x80|2), 'h', 'i')},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			if _, err := ws.NetConn().Write(tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _, err = ws.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseProtocolError {
+				t.Fatalf("read %v, want close 1002", err)
+			}
+		})
 	}
 }
 
@@ -437,9 +456,20 @@ func TestProtocolErrorIsAnsweredWith1002(t *testing.T) {
 // are each answered, however they fall across the server's read buffer:
 // one that ends exactly where the buffer's first fill ends (the server
 // must look for the rest in the kernel rather than wait to be told of
-// it), one larger than the buffer, and small ones after.
+// it), one larger than the buffer, small ones after, and pongs among
+// them, one of which only starts in the buffer (the server takes whole
+// pongs itself between messages and leaves a partial one to gorilla).
 func TestPipelinedFramesAreAllAnswered(t *testing.T) {
 	env := newEnv(t, nil)
+	mask := func(b []byte, payload string) []byte {
+		var key [4]byte
+		rand.Read(key[:])
+		b = append(b, key[:]...)
+		for i := range len(payload) {
+			b = append(b, payload[i]^key[i%4])
+		}
+		return b
+	}
 	request := func(id string, wire int) []byte {
 		// A masked text frame of wire bytes in all: 8 bytes of header
 		// (two, a 16-bit length, the mask) for 126..65535 bytes of payload.
@@ -448,21 +478,24 @@ func TestPipelinedFramesAreAllAnswered(t *testing.T) {
 		body += strings.Repeat("x", n-len(body)-3) + `"}}`
 		b := []byte{0x81, 0x80 | 126}
 		b = binary.BigEndian.AppendUint16(b, uint16(n))
-		var mask [4]byte
-		rand.Read(mask[:])
-		b = append(b, mask[:]...)
-		for i := range n {
-			b = append(b, body[i]^mask[i%4])
-		}
-		return b
+		return mask(b, body)
 	}
+	pong := func(payload int) []byte {
+		return mask([]byte{0x8A, 0x80 | byte(payload)}, strings.Repeat("p", payload))
+	}
+	// A frame is a request of that many bytes on the wire, or, written
+	// as -n, a pong of n bytes of payload (-0 being impossible, pong0 is).
+	const pong0 = -1000
 	for _, tc := range []struct {
-		name  string
-		wires []int
+		name   string
+		frames []int
 	}{
 		{"the first frame fills the buffer exactly", []int{1024, 200, 200}},
 		{"a frame larger than the buffer", []int{300, 5000, 200}},
 		{"many small frames", []int{200, 200, 200, 200, 200, 200, 200, 200}},
+		{"pongs between requests", []int{-10, 200, pong0, -125, 200, -3, 200, -1}},
+		{"a pong across the buffer's end", []int{1024 - 3, -20, 200}},
+		{"a request across the buffer's end after pongs", []int{-125, -125, -125, 600, 200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ws, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
@@ -471,17 +504,26 @@ func TestPipelinedFramesAreAllAnswered(t *testing.T) {
 			}
 			defer ws.Close()
 			var all []byte
-			for i, w := range tc.wires {
-				all = append(all, request(strconv.Itoa(i), w)...)
+			requests := 0
+			for _, f := range tc.frames {
+				switch {
+				case f == pong0:
+					all = append(all, pong(0)...)
+				case f < 0:
+					all = append(all, pong(-f)...)
+				default:
+					all = append(all, request(strconv.Itoa(requests), f)...)
+					requests++
+				}
 			}
 			if _, err := ws.NetConn().Write(all); err != nil {
 				t.Fatal(err)
 			}
 			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-			for i := range tc.wires {
+			for i := range requests {
 				_, data, err := ws.ReadMessage()
 				if err != nil {
-					t.Fatalf("reply %d of %d: %v", i, len(tc.wires), err)
+					t.Fatalf("reply %d of %d: %v", i, requests, err)
 				}
 				if want := fmt.Sprintf(`"id":"%d"`, i); !strings.Contains(string(data), want) {
 					t.Fatalf("reply %d: %.200s, want %s", i, data, want)
