@@ -1,11 +1,10 @@
 package voice
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
-
-	"golang.org/x/net/ipv4"
 )
 
 // maxBatch bounds how many datagrams one sendmmsg carries: one packet
@@ -20,28 +19,29 @@ const maxBatch = 64
 // forwarder's when none holds) go straight out, so nothing waits longer
 // than one forwarding loop.
 //
-// Only datagrams of the socket's own family are queued: a dual-stack
-// IPv6 socket reaches IPv4 peers through mapped addresses, which
-// x/net's batch marshals as AF_INET; those go out one by one.
+// Reads and writes go through udpIO, which on Linux makes them without
+// telling the Go scheduler (docs/BENCHMARKS.md, "Voice without waking the
+// runtime's monitor").
 type batchConn struct {
 	*net.UDPConn
-	batch *ipv4.PacketConn
-	v4    bool // the socket is AF_INET: every destination is IPv4
+	udp udpIO
 
 	mu    sync.Mutex
 	holds int
-	queue []ipv4.Message
-	// bufs are the queued datagrams' copies (pion reuses its buffer once
-	// WriteTo returns), kept for the next batch.
-	bufs [][]byte
+	// queued datagrams are bufs[:queued], bound for to[:queued]. bufs are
+	// copies (pion reuses its buffer once WriteTo returns), kept for the
+	// next batch.
+	queued int
+	bufs   [][]byte
+	to     []netip.AddrPort
 }
 
-func newBatchConn(c *net.UDPConn) *batchConn {
-	v4 := false
-	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		v4 = ua.IP.To4() != nil
+func newBatchConn(c *net.UDPConn) (*batchConn, error) {
+	udp, err := newUDPIO(c)
+	if err != nil {
+		return nil, fmt.Errorf("voice: media socket: %w", err)
 	}
-	return &batchConn{UDPConn: c, batch: ipv4.NewPacketConn(c), v4: v4}
+	return &batchConn{UDPConn: c, udp: udp}, nil
 }
 
 // hold starts queueing; every hold is followed by a release.
@@ -56,51 +56,34 @@ func (b *batchConn) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.holds--
-	if b.holds > 0 || len(b.queue) == 0 {
+	if b.holds > 0 || b.queued == 0 {
 		return
 	}
-	for sent := 0; sent < len(b.queue); {
-		n, err := b.batch.WriteBatch(b.queue[sent:], 0)
-		if err != nil {
-			// The datagram at sent+n was refused (a peer address gone
-			// bad): UDP is best-effort, so it is dropped and the rest
-			// still go.
-			n++
-		}
-		sent += n
-	}
-	clear(b.queue)
-	b.queue = b.queue[:0]
-}
-
-func (b *batchConn) queueable(addr netip.AddrPort) bool {
-	return b.holds > 0 && len(b.queue) < maxBatch && addr.Addr().Is4() == b.v4 && !addr.Addr().Is4In6()
-}
-
-func (b *batchConn) enqueue(p []byte, addr net.Addr) {
-	i := len(b.queue)
-	if i == len(b.bufs) {
-		b.bufs = append(b.bufs, make([]byte, 0, 1500))
-	}
-	b.bufs[i] = append(b.bufs[i][:0], p...)
-	b.queue = append(b.queue, ipv4.Message{Buffers: [][]byte{b.bufs[i]}, Addr: addr})
+	b.udp.writeBatch(b.bufs[:b.queued], b.to[:b.queued])
+	b.queued = 0
 }
 
 // WriteToAddrPort is the write pion's mux makes (ice.AddrPortReaderWriter).
 func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	b.mu.Lock()
-	if b.queueable(addr) {
-		b.enqueue(p, net.UDPAddrFromAddrPort(addr))
+	if b.holds > 0 && b.queued < maxBatch && b.udp.reaches(addr) {
+		if b.queued == len(b.bufs) {
+			b.bufs = append(b.bufs, make([]byte, 0, 1500))
+			b.to = append(b.to, netip.AddrPort{})
+		}
+		b.bufs[b.queued] = append(b.bufs[b.queued][:0], p...)
+		b.to[b.queued] = addr
+		b.queued++
 		b.mu.Unlock()
 		return len(p), nil
 	}
 	b.mu.Unlock()
-	return b.UDPConn.WriteToUDPAddrPort(p, addr)
+	return b.udp.writeTo(p, addr)
 }
 
 // ReadFromAddrPort completes ice.AddrPortReaderWriter.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return b.UDPConn.ReadFromUDPAddrPort(p)
+	return b.udp.readFrom(p)
 }
 
 // WriteTo is net.PacketConn's write, for any caller that does not use

@@ -1,6 +1,7 @@
 package voice
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,15 @@ func listenUDP(t *testing.T, addr string) *net.UDPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+func batchConnOn(t *testing.T, c *net.UDPConn) *batchConn {
+	t.Helper()
+	b, err := newBatchConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func readAll(t *testing.T, c *net.UDPConn, n int) []string {
@@ -37,14 +47,14 @@ func readAll(t *testing.T, c *net.UDPConn, n int) []string {
 // it holds the conn waits, copied, and leaves in order at the release;
 // what is written outside a hold goes at once.
 func TestBatchConnQueuesBetweenHoldAndRelease(t *testing.T) {
-	sfu := newBatchConn(listenUDP(t, "127.0.0.1:0"))
+	sfu := batchConnOn(t, listenUDP(t, "127.0.0.1:0"))
 	peer := listenUDP(t, "127.0.0.1:0")
 	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 
 	if _, err := sfu.WriteToAddrPort([]byte("alone"), to); err != nil {
 		t.Fatal(err)
 	}
-	if len(sfu.queue) != 0 {
+	if sfu.queued != 0 {
 		t.Fatal("a write outside a hold was queued")
 	}
 	if got := readAll(t, peer, 1); got[0] != "alone" {
@@ -59,11 +69,11 @@ func TestBatchConnQueuesBetweenHoldAndRelease(t *testing.T) {
 			t.Fatalf("queued write: %d, %v", n, err)
 		}
 	}
-	if len(sfu.queue) != 9 {
-		t.Fatalf("%d datagrams queued during the hold, want 9", len(sfu.queue))
+	if sfu.queued != 9 {
+		t.Fatalf("%d datagrams queued during the hold, want 9", sfu.queued)
 	}
 	sfu.release()
-	if len(sfu.queue) != 0 {
+	if sfu.queued != 0 {
 		t.Fatal("the queue was not sent at the release")
 	}
 	got := readAll(t, peer, 9)
@@ -79,19 +89,19 @@ func TestBatchConnQueuesBetweenHoldAndRelease(t *testing.T) {
 // TestBatchConnNestedHolds: two forwarders hold at once; the queue goes
 // when the last one lets go.
 func TestBatchConnNestedHolds(t *testing.T) {
-	sfu := newBatchConn(listenUDP(t, "127.0.0.1:0"))
+	sfu := batchConnOn(t, listenUDP(t, "127.0.0.1:0"))
 	peer := listenUDP(t, "127.0.0.1:0")
 	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 	sfu.hold()
 	sfu.hold()
 	sfu.WriteToAddrPort([]byte("a"), to)
 	sfu.release()
-	if len(sfu.queue) != 1 {
+	if sfu.queued != 1 {
 		t.Fatal("released while another forwarder still held the conn")
 	}
 	// net.PacketConn's WriteTo queues the same way.
 	sfu.WriteTo([]byte("b"), net.UDPAddrFromAddrPort(to))
-	if len(sfu.queue) != 2 {
+	if sfu.queued != 2 {
 		t.Fatal("WriteTo during a hold went out at once")
 	}
 	sfu.release()
@@ -100,11 +110,11 @@ func TestBatchConnNestedHolds(t *testing.T) {
 	}
 }
 
-// TestBatchConnFamilies: an IPv4 socket queues IPv4 peers; a dual-stack
-// IPv6 socket queues IPv6 peers but writes IPv4 (mapped) ones at once,
-// which x/net's batch could not address.
+// TestBatchConnFamilies: a dual-stack IPv6 socket queues IPv6 peers and
+// IPv4 ones (as mapped addresses) alike; an IPv4 socket refuses an IPv6
+// peer with an error rather than queueing what it cannot address.
 func TestBatchConnFamilies(t *testing.T) {
-	v6 := newBatchConn(listenUDP(t, "[::]:0"))
+	v6 := batchConnOn(t, listenUDP(t, "[::]:0"))
 	v6peer := listenUDP(t, "[::1]:0")
 	v4peer := listenUDP(t, "127.0.0.1:0")
 	v6.hold()
@@ -112,30 +122,81 @@ func TestBatchConnFamilies(t *testing.T) {
 	if _, err := v6.WriteToAddrPort([]byte("four"), v4peer.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
 		t.Fatalf("IPv4 peer from a dual-stack socket: %v", err)
 	}
-	if len(v6.queue) != 1 {
-		t.Fatalf("%d queued, want only the IPv6 datagram", len(v6.queue))
-	}
-	if got := readAll(t, v4peer, 1); got[0] != "four" {
-		t.Fatalf("got %q", got)
+	if v6.queued != 2 {
+		t.Fatalf("%d queued, want both", v6.queued)
 	}
 	v6.release()
 	if got := readAll(t, v6peer, 1); got[0] != "six" {
 		t.Fatalf("got %q", got)
+	}
+	if got := readAll(t, v4peer, 1); got[0] != "four" {
+		t.Fatalf("got %q", got)
+	}
+
+	v4 := batchConnOn(t, listenUDP(t, "127.0.0.1:0"))
+	v4.hold()
+	if _, err := v4.WriteToAddrPort([]byte("six"), v6peer.LocalAddr().(*net.UDPAddr).AddrPort()); err == nil {
+		t.Fatal("an IPv4 socket wrote to an IPv6 peer")
+	}
+	if v4.queued != 0 {
+		t.Fatal("an IPv4 socket queued an IPv6 peer")
+	}
+	v4.release()
+}
+
+// TestBatchConnReads: what a peer sends is read with the peer's address,
+// an IPv4 peer of a dual-stack socket as a mapped address, as the net
+// package gives it; a closed socket ends the read with net.ErrClosed,
+// which stops pion's mux.
+func TestBatchConnReads(t *testing.T) {
+	for _, tc := range []struct{ listen, peer string }{
+		{"127.0.0.1:0", "127.0.0.1:0"},
+		{"[::]:0", "[::1]:0"},
+		{"[::]:0", "127.0.0.1:0"},
+	} {
+		t.Run(tc.listen+" from "+tc.peer, func(t *testing.T) {
+			sock := listenUDP(t, tc.listen)
+			sfu := batchConnOn(t, sock)
+			peer := listenUDP(t, tc.peer)
+			port := sock.LocalAddr().(*net.UDPAddr).Port
+			to := netip.AddrPortFrom(peer.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), uint16(port))
+			if _, err := peer.WriteToUDPAddrPort([]byte("hello"), to); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 1500)
+			n, from, err := sfu.ReadFromAddrPort(buf)
+			if err != nil || string(buf[:n]) != "hello" {
+				t.Fatalf("read %q, %v", buf[:n], err)
+			}
+			if want := peer.LocalAddr().(*net.UDPAddr).AddrPort(); from.Addr().Unmap() != want.Addr().Unmap() || from.Port() != want.Port() {
+				t.Fatalf("from %v, want %v", from, want)
+			}
+			// A read that waits is woken by the close.
+			done := make(chan error)
+			go func() {
+				_, _, err := sfu.ReadFromAddrPort(buf)
+				done <- err
+			}()
+			sock.Close()
+			if err := <-done; !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read on a closed socket: %v", err)
+			}
+		})
 	}
 }
 
 // TestBatchConnBoundsItsQueue: past maxBatch datagrams in one hold, the
 // rest go out at once rather than growing the queue.
 func TestBatchConnBoundsItsQueue(t *testing.T) {
-	sfu := newBatchConn(listenUDP(t, "127.0.0.1:0"))
+	sfu := batchConnOn(t, listenUDP(t, "127.0.0.1:0"))
 	peer := listenUDP(t, "127.0.0.1:0")
 	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 	sfu.hold()
 	for range maxBatch + 5 {
 		sfu.WriteToAddrPort([]byte("x"), to)
 	}
-	if len(sfu.queue) != maxBatch {
-		t.Fatalf("%d queued, want %d", len(sfu.queue), maxBatch)
+	if sfu.queued != maxBatch {
+		t.Fatalf("%d queued, want %d", sfu.queued, maxBatch)
 	}
 	sfu.release()
 	readAll(t, peer, maxBatch+5)

@@ -131,7 +131,11 @@ func New(cfg Config) (*SFU, error) {
 		conn.Close()
 		return nil, fmt.Errorf("voice: media port %s is not UDP", cfg.UDPAddr)
 	}
-	batch := newBatchConn(udp)
+	batch, err := newBatchConn(udp)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	mux := webrtc.NewICEUDPMux(nil, batch)
 	se := webrtc.SettingEngine{}
 	se.SetICEUDPMux(mux)
