@@ -133,6 +133,15 @@ func TestBatchConnFamilies(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 
+	// A wildcard IPv4 listener is a dual-stack socket too.
+	any4 := batchConnOn(t, listenUDP(t, "0.0.0.0:0"))
+	any4.hold()
+	any4.WriteToAddrPort([]byte("four again"), v4peer.LocalAddr().(*net.UDPAddr).AddrPort())
+	any4.release()
+	if got := readAll(t, v4peer, 1); got[0] != "four again" {
+		t.Fatalf("got %q", got)
+	}
+
 	v4 := batchConnOn(t, listenUDP(t, "127.0.0.1:0"))
 	v4.hold()
 	if _, err := v4.WriteToAddrPort([]byte("six"), v6peer.LocalAddr().(*net.UDPAddr).AddrPort()); err == nil {

@@ -1,6 +1,7 @@
 package voice
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -33,11 +34,16 @@ func newUDPIO(c *net.UDPConn) (udpIO, error) {
 	if err != nil {
 		return udpIO{}, err
 	}
-	v6 := false
-	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		v6 = ua.IP.To4() == nil
+	// The socket's own family, not its address's: Go opens a wildcard
+	// "udp" listener, 0.0.0.0 included, as a dual-stack AF_INET6 socket.
+	var family int
+	ctlErr := rc.Control(func(fd uintptr) {
+		family, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	})
+	if err = errors.Join(ctlErr, err); err != nil {
+		return udpIO{}, err
 	}
-	return udpIO{rc: rc, v6: v6}, nil
+	return udpIO{rc: rc, v6: family == unix.AF_INET6}, nil
 }
 
 // reaches says whether writeBatch can address to from this socket.
