@@ -483,19 +483,24 @@ func TestPipelinedFramesAreAllAnswered(t *testing.T) {
 	pong := func(payload int) []byte {
 		return mask([]byte{0x8A, 0x80 | byte(payload)}, strings.Repeat("p", payload))
 	}
-	// A frame is a request of that many bytes on the wire, or, written
-	// as -n, a pong of n bytes of payload (-0 being impossible, pong0 is).
-	const pong0 = -1000
+	// A frame is a request of n bytes on the wire, or a pong of n bytes
+	// of payload.
+	type frame struct {
+		pong bool
+		n    int
+	}
+	req := func(n int) frame { return frame{n: n} }
+	pongOf := func(n int) frame { return frame{pong: true, n: n} }
 	for _, tc := range []struct {
 		name   string
-		frames []int
+		frames []frame
 	}{
-		{"the first frame fills the buffer exactly", []int{1024, 200, 200}},
-		{"a frame larger than the buffer", []int{300, 5000, 200}},
-		{"many small frames", []int{200, 200, 200, 200, 200, 200, 200, 200}},
-		{"pongs between requests", []int{-10, 200, pong0, -125, 200, -3, 200, -1}},
-		{"a pong across the buffer's end", []int{1024 - 3, -20, 200}},
-		{"a request across the buffer's end after pongs", []int{-125, -125, -125, 600, 200}},
+		{"the first frame fills the buffer exactly", []frame{req(1024), req(200), req(200)}},
+		{"a frame larger than the buffer", []frame{req(300), req(5000), req(200)}},
+		{"many small frames", []frame{req(200), req(200), req(200), req(200), req(200), req(200), req(200), req(200)}},
+		{"pongs between requests", []frame{pongOf(10), req(200), pongOf(0), pongOf(125), req(200), pongOf(3), req(200), pongOf(1)}},
+		{"a pong across the buffer's end", []frame{req(1024 - 3), pongOf(20), req(200)}},
+		{"a request across the buffer's end after pongs", []frame{pongOf(125), pongOf(125), pongOf(125), req(600), req(200)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ws, _, err := websocket.DefaultDialer.Dial(env.url+"/ws/iota", nil)
@@ -506,15 +511,12 @@ func TestPipelinedFramesAreAllAnswered(t *testing.T) {
 			var all []byte
 			requests := 0
 			for _, f := range tc.frames {
-				switch {
-				case f == pong0:
-					all = append(all, pong(0)...)
-				case f < 0:
-					all = append(all, pong(-f)...)
-				default:
-					all = append(all, request(strconv.Itoa(requests), f)...)
-					requests++
+				if f.pong {
+					all = append(all, pong(f.n)...)
+					continue
 				}
+				all = append(all, request(strconv.Itoa(requests), f.n)...)
+				requests++
 			}
 			if _, err := ws.NetConn().Write(all); err != nil {
 				t.Fatal(err)

@@ -194,6 +194,23 @@ func TestBatchConnReads(t *testing.T) {
 	}
 }
 
+// TestBatchConnSkipsARefusedDatagram: a datagram the kernel refuses in
+// the middle of a batch (port 0 is EINVAL) is dropped, and the ones before
+// and after it still go, in order.
+func TestBatchConnSkipsARefusedDatagram(t *testing.T) {
+	sfu := batchConnOn(t, listenUDP(t, "127.0.0.1:0"))
+	peer := listenUDP(t, "127.0.0.1:0")
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	sfu.hold()
+	sfu.WriteToAddrPort([]byte("before"), to)
+	sfu.WriteToAddrPort([]byte("refused"), netip.MustParseAddrPort("127.0.0.1:0"))
+	sfu.WriteToAddrPort([]byte("after"), to)
+	sfu.release()
+	if got := readAll(t, peer, 2); got[0] != "before" || got[1] != "after" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 // TestBatchConnBoundsItsQueue: past maxBatch datagrams in one hold, the
 // rest go out at once rather than growing the queue.
 func TestBatchConnBoundsItsQueue(t *testing.T) {

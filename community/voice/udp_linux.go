@@ -1,6 +1,7 @@
 package voice
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -54,32 +55,25 @@ func (u *udpIO) reaches(to netip.AddrPort) bool {
 // sockaddr writes to's address into name as the kernel wants it for this
 // socket's family, and returns its length.
 func (u *udpIO) sockaddr(name *unix.RawSockaddrInet6, to netip.AddrPort) uint32 {
-	port := to.Port()
 	if !u.v6 {
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(name))
 		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to.Addr().Unmap().As4()}
-		putPort(&sa.Port, port)
+		binary.BigEndian.PutUint16(port(&sa.Port), to.Port())
 		return unix.SizeofSockaddrInet4
 	}
 	*name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: to.Addr().As16()}
-	putPort(&name.Port, port)
+	binary.BigEndian.PutUint16(port(&name.Port), to.Port())
 	return unix.SizeofSockaddrInet6
 }
 
-// putPort stores port in network byte order, as sockaddr's field holds it.
-func putPort(field *uint16, port uint16) {
-	b := (*[2]byte)(unsafe.Pointer(field))
-	b[0], b[1] = byte(port>>8), byte(port)
-}
+// port is a sockaddr's port field as bytes: it holds network byte order.
+func port(field *uint16) []byte { return (*[2]byte)(unsafe.Pointer(field))[:] }
 
-func getPort(field *uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(field))
-	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-// call runs a non-blocking system call until it neither blocks nor is
-// interrupted, parking on the poller while it would block.
-func call(wait func(func(uintptr) bool) error, try func(fd uintptr) (uintptr, syscall.Errno)) (uintptr, error) {
+// call runs the non-blocking system call name until it neither blocks nor
+// is interrupted, parking on the poller while it would block. The kernel's
+// refusal comes back as an *os.SyscallError; the poller's (the socket
+// closed) as the net package's own error.
+func call(name string, wait func(func(uintptr) bool) error, try func(fd uintptr) (uintptr, syscall.Errno)) (uintptr, error) {
 	var r uintptr
 	var errno syscall.Errno
 	err := wait(func(fd uintptr) bool {
@@ -94,7 +88,7 @@ func call(wait func(func(uintptr) bool) error, try func(fd uintptr) (uintptr, sy
 		return 0, err
 	}
 	if errno != 0 {
-		return 0, errno
+		return 0, os.NewSyscallError(name, errno)
 	}
 	return r, nil
 }
@@ -104,25 +98,25 @@ func (u *udpIO) readFrom(p []byte) (int, netip.AddrPort, error) {
 		return 0, netip.AddrPort{}, nil
 	}
 	var from unix.RawSockaddrAny
-	n, err := call(u.rc.Read, func(fd uintptr) (uintptr, syscall.Errno) {
+	n, err := call("recvfrom", u.rc.Read, func(fd uintptr) (uintptr, syscall.Errno) {
 		size := uint32(unix.SizeofSockaddrAny)
 		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0,
 			uintptr(unsafe.Pointer(&from)), uintptr(unsafe.Pointer(&size)))
 		return r, errno
 	})
 	if err != nil {
-		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", err)}
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: err}
 	}
 	var addr netip.AddrPort
 	switch from.Addr.Family {
 	case unix.AF_INET:
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&from))
-		addr = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), getPort(&sa.Port))
+		addr = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), binary.BigEndian.Uint16(port(&sa.Port)))
 	case unix.AF_INET6:
 		// Mapped IPv4 addresses stay mapped, as the net package returns
 		// them; pion canonicalises them itself.
 		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&from))
-		addr = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), getPort(&sa.Port))
+		addr = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), binary.BigEndian.Uint16(port(&sa.Port)))
 	}
 	return int(n), addr, nil
 }
@@ -137,13 +131,13 @@ func (u *udpIO) writeTo(p []byte, to netip.AddrPort) (int, error) {
 	if len(p) > 0 {
 		base = unsafe.Pointer(&p[0])
 	}
-	_, err := call(u.rc.Write, func(fd uintptr) (uintptr, syscall.Errno) {
+	_, err := call("sendto", u.rc.Write, func(fd uintptr) (uintptr, syscall.Errno) {
 		r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(base), uintptr(len(p)), 0,
 			uintptr(unsafe.Pointer(&name)), uintptr(size))
 		return r, errno
 	})
 	if err != nil {
-		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(to), Err: os.NewSyscallError("sendto", err)}
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(to), Err: err}
 	}
 	return len(p), nil
 }
@@ -173,12 +167,13 @@ func (u *udpIO) writeBatch(bufs [][]byte, to []netip.AddrPort) {
 		hdrs[i].Hdr.SetIovlen(1)
 	}
 	for sent := 0; sent < n; {
-		k, err := call(u.rc.Write, func(fd uintptr) (uintptr, syscall.Errno) {
+		k, err := call("sendmmsg", u.rc.Write, func(fd uintptr) (uintptr, syscall.Errno) {
 			r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hdrs[sent])), uintptr(n-sent), 0, 0, 0)
 			return r, errno
 		})
 		if err != nil {
-			if _, refused := err.(syscall.Errno); !refused {
+			var refused *os.SyscallError
+			if !errors.As(err, &refused) {
 				return // the socket is closed
 			}
 			k = 1 // sendmmsg fails only when its first datagram does
