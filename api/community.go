@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -511,13 +512,40 @@ func (a *communityAPI) broadcast(to []*memberSession, except string, data functi
 // maxRun bounds how many events' frames wait for one wake.
 const maxRun = 16
 
+// minWakePart is the fewest sockets worth a goroutine of their own when
+// a run's wakes are split (wakeAll).
+const minWakePart = 64
+
+// wakeAll wakes ss in up to parts goroutines, this one among them, and
+// returns when all are woken. A wake mostly writes the socket's frames
+// (Session.Wake), so a run for a room of thousands is a thousand system
+// calls: split, they use the cores that the writer goroutines they
+// replace would have run on.
+func wakeAll(ss []*Session, parts int) {
+	var wg sync.WaitGroup
+	if parts > 1 {
+		size := (len(ss) + parts - 1) / parts
+		for len(ss) > size {
+			part := ss[:size]
+			ss = ss[size:]
+			wg.Go(func() {
+				for _, s := range part {
+					s.Wake()
+				}
+			})
+		}
+	}
+	for _, s := range ss {
+		s.Wake()
+	}
+	wg.Wait()
+}
+
 // drained ends a run of events: each socket that got frames in it wakes
 // once, and writes them in one call, where waking it for every event had
 // it write each alone while the next was being queued.
 func (a *communityAPI) drained() {
-	for _, s := range a.asleep {
-		s.Wake()
-	}
+	wakeAll(a.asleep, min(runtime.GOMAXPROCS(0), len(a.asleep)/minWakePart))
 	clear(a.asleep)
 	a.asleep, a.heldEvents = a.asleep[:0], 0
 }
