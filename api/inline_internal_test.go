@@ -269,3 +269,30 @@ func TestWakeAllSplits(t *testing.T) {
 		readNumbered(t, bufio.NewReader(peer), 1, 10)
 	}
 }
+
+// TestInlineWriteDoesNotAllocate: a delivery written inline allocates
+// nothing (the callback and its iovecs are pooled, the queue's array
+// reused).
+func TestInlineWriteDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's pool drops items")
+	}
+	s, peer := tcpSession(t, 64)
+	frame := numbered(1, 100)
+	go func() {
+		buf := make([]byte, len(frame))
+		for {
+			if _, err := io.ReadFull(peer, buf); err != nil {
+				return
+			}
+		}
+	}()
+	s.SendLater(frame)
+	s.Wake() // the first fills the pool
+	if n := testing.AllocsPerRun(1000, func() {
+		s.SendLater(frame)
+		s.Wake()
+	}); n != 0 {
+		t.Fatalf("%.1f allocations per inline write", n)
+	}
+}

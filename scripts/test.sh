@@ -46,6 +46,8 @@ go test -race -count=1 -timeout 20m ./...
 # The socket-level suite once more with PostgreSQL under it (the store
 # tests above already ran on both).
 IOTAD_TEST_DB=postgres go test -race -count=1 -timeout 20m ./api/
+# Allocation counts, which mean nothing under the race detector.
+go test -count=1 -run 'NotAllocate' ./api/
 # The systemd unit and its low-ports drop-in (systemd installed if missing).
 bash scripts/verify-unit.sh
 # The web client's own tests (its crypto against the shared vectors).
