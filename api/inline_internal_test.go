@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // tcpSession is a session over one end of a loopback TCP connection,
@@ -41,16 +38,10 @@ func tcpSession(t *testing.T, queue int) (*Session, *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultSocketConfig()
-	cfg.SendQueue = queue
-	cfg.WriteTimeout = 5 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Session{
-		nc: server, raw: raw, cfg: &cfg, baseLog: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), now: time.Now,
-		limiter: rate.NewLimiter(rate.Inf, 1),
-	}
-	t.Cleanup(func() { cancel(); server.Close(); peer.Close() })
+	t.Cleanup(func() { peer.Close() })
+	s := connSession(t, server, queue)
+	s.raw = raw
+	s.cfg.WriteTimeout = 5 * time.Second
 	return s, peer
 }
 

@@ -17,17 +17,25 @@ import (
 func pipeSession(t *testing.T, queue int) (*Session, net.Conn) {
 	t.Helper()
 	server, peer := net.Pipe()
+	t.Cleanup(func() { peer.Close() })
+	return connSession(t, server, queue), peer
+}
+
+// connSession is a session over nc with a send queue of queue frames and
+// a write timeout of a second; no writer runs until the test starts one.
+func connSession(t *testing.T, nc net.Conn, queue int) *Session {
+	t.Helper()
 	cfg := DefaultSocketConfig()
 	cfg.SendQueue = queue
 	cfg.WriteTimeout = time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		nc: server, cfg: &cfg, baseLog: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
+		nc: nc, cfg: &cfg, baseLog: slog.New(slog.NewTextHandler(io.Discard, nil)), ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), now: time.Now,
 		limiter: rate.NewLimiter(rate.Inf, 1),
 	}
-	t.Cleanup(func() { cancel(); server.Close(); peer.Close() })
-	return s, peer
+	t.Cleanup(func() { cancel(); nc.Close() })
+	return s
 }
 
 // TestSlowConsumerIsDropped: a peer that never reads cannot block Send;
