@@ -212,7 +212,11 @@ test("10,000 messages scroll without loading them all", async () => {
     await req("function", { codec: "text", path: "General", name: "random", function: "get_messages", payload: { amount: 1 } });
     ws.close();
   }, [ownerKey, invites[0]]);
-  await openGeneral(owner);
+  // The owner's page is still taking the flood's 10,000 live updates,
+  // and redraws the tree each frame until they end: on a loaded machine
+  // that outlasts a click's usual 30 s wait for a still element.
+  await owner.click('#tree span:has-text("# general")', { timeout: 120_000 });
+  await owner.waitForSelector("#composer:not([hidden])");
   await owner.click('#tree span:has-text("# random")');
   await owner.waitForSelector('#messages li:has-text("flood 9999")');
   for (let i = 0; i < 12; i++) {
