@@ -123,6 +123,10 @@ type Options struct {
 	// and a member's bytes; 0 means DefaultMaxUpload, DefaultUploadQuota.
 	FilesDir               string
 	MaxUpload, UploadQuota int64
+	// CommitWindow is how long a write that finds the store's writer idle
+	// waits for others to share its transaction; 0 (or less) waits for
+	// none. serve's default is DefaultCommitWindow.
+	CommitWindow time.Duration
 }
 
 // Open migrates the community tables in d and loads every community.
@@ -223,7 +227,7 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 			foreign = s.members.dropAll
 		}
 	}
-	s.w = newWriter(d, events, committed, foreign)
+	s.w = newWriter(d, opts.CommitWindow, events, committed, foreign)
 	if s.search, err = newSearchIndexer(ctx, d, s.w); err != nil {
 		s.w.close()
 		s.closeBus()

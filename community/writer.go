@@ -19,16 +19,17 @@ const maxBatch = 512
 
 // writer is the single writer of the community store in this process (on
 // PostgreSQL, other nodes have theirs; the database orders them, see
-// commit). Writes that arrive
-// while a commit is in flight wait and then share the next transaction
-// (group commit), so the cost of a durable commit is paid once per batch,
-// not per message. Each write runs in its own savepoint: one failing write
-// does not undo the others, and a caller that hangs up mid-batch cannot
-// undo them either: the batch runs under the writer's own context, and
-// db's writer connection never interrupts a statement for its context (an
-// interrupted statement would roll back the whole transaction). A caller
-// gone before its turn is skipped. The after hooks run after the commit,
-// in commit order, in this goroutine; they hand events to each
+// commit). Writes that arrive while a commit is in flight wait and then
+// share the next transaction (group commit), so the cost of a durable
+// commit is paid once per batch, not per message; a write that finds the
+// writer idle waits up to the commit window for others to share its
+// transaction (see run). Each write runs in its own savepoint: one failing
+// write does not undo the others, and a caller that hangs up mid-batch
+// cannot undo them either: the batch runs under the writer's own context,
+// and db's writer connection never interrupts a statement for its context
+// (an interrupted statement would roll back the whole transaction). A
+// caller gone before its turn is skipped. The after hooks run after the
+// commit, in commit order, in this goroutine; they hand events to each
 // community's bus subscription, which is what orders message_live updates.
 type writer struct {
 	db      *db.DB
@@ -59,7 +60,25 @@ type writer struct {
 	foreign     func()
 	dataVersion int64
 	cachesFresh bool
+	// window is how long a write that finds the writer idle waits for
+	// others to share its transaction; 0 waits for none.
+	window time.Duration
+	// committedAt is when the last batch committed (see run).
+	committedAt time.Time
+	// idle, when not nil, runs each time the writer waits for a write
+	// (tests).
+	idle func()
 }
+
+// DefaultCommitWindow is serve's --commit-window. A burst of writes (people
+// answering one message, a room's senders that post together) reaches an
+// idle writer one by one, microseconds apart; without a window the first
+// commits alone and the rest wait for its commit and then make a second,
+// so a burst costs two durable commits and its events often leave in two
+// runs, each a write to every socket. A millisecond gathers such a burst
+// into one commit and one run, and is less than one commit's fsync on the
+// disks measured in docs/BENCHMARKS.md ("A commit window for bursts").
+const DefaultCommitWindow = time.Millisecond
 
 // dataVersionQuery answers a number that changes when another connection
 // commits to the database (on this connection's own commits it does not).
@@ -96,8 +115,8 @@ func (w *writer) collectors() []prometheus.Collector {
 	return []prometheus.Collector{w.commitSeconds, w.batchSize}
 }
 
-func newWriter(d *db.DB, events bus.Holder, committed, foreign func()) *writer {
-	w := &writer{db: d, events: events, committed: committed, foreign: foreign, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
+func newWriter(d *db.DB, window time.Duration, events bus.Holder, committed, foreign func()) *writer {
+	w := &writer{db: d, window: window, events: events, committed: committed, foreign: foreign, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iotad_commit_seconds",
 			Help:    "How long one group commit of the community store took, its writes and the COMMIT together.",
@@ -148,18 +167,33 @@ func (w *writer) close() {
 	<-w.done
 }
 
+// run commits the writes as they come. A write that finds the writer
+// idle, and idle for a window at least, opens the commit window, and what
+// arrives within it shares the write's transaction. Writes that come
+// sooner after a commit are a flow, not the start of a burst: group
+// commit batches them without waiting, and those queued while a commit
+// ran have waited already. (In the busy room of docs/BENCHMARKS.md, a
+// flow of a write every millisecond or less, waiting made the fan-out
+// dearer and its p99 longer.)
 func (w *writer) run() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, maxBatch)
 	for {
+		if w.idle != nil {
+			w.idle()
+		}
 		select {
 		case op := <-w.reqs:
-			batch = w.batch(batch, op)
+			window := w.window
+			if time.Since(w.committedAt) < window {
+				window = 0
+			}
+			batch = w.batch(batch, op, window)
 		case <-w.closing:
 			for {
 				select {
 				case op := <-w.reqs:
-					batch = w.batch(batch, op)
+					batch = w.batch(batch, op, 0)
 				default:
 					return
 				}
@@ -168,8 +202,10 @@ func (w *writer) run() {
 	}
 }
 
-// batch commits op with the writes queued behind it, up to maxBatch.
-func (w *writer) batch(batch []*writeOp, op *writeOp) []*writeOp {
+// batch commits op with the writes queued behind it and those arriving
+// within window, up to maxBatch. Closing ends the window: the writes
+// gathered are committed, not dropped.
+func (w *writer) batch(batch []*writeOp, op *writeOp, window time.Duration) []*writeOp {
 	batch = append(batch[:0], op)
 drain:
 	for len(batch) < maxBatch {
@@ -180,7 +216,23 @@ drain:
 			break drain
 		}
 	}
+	if window > 0 && len(batch) < maxBatch {
+		t := time.NewTimer(window)
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case more := <-w.reqs:
+				batch = append(batch, more)
+			case <-t.C:
+				break gather
+			case <-w.closing:
+				break gather
+			}
+		}
+		t.Stop()
+	}
 	w.commit(batch)
+	w.committedAt = time.Now()
 	clear(batch)
 	return batch
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,7 +262,7 @@ func TestQueuedCommitJoinsTheRun(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(s.db, events, nil, nil)
+	w := newWriter(s.db, 0, events, nil, nil)
 	defer w.close()
 	publish := func(n writerNote) func() { return func() { events.Publish("t.run", n) } }
 	nothing := func(*sql.Tx) error { return nil }
@@ -305,5 +307,117 @@ func TestQueuedCommitJoinsTheRun(t *testing.T) {
 		if got := <-heard; got != want {
 			t.Fatalf("lone commit, event %d: %v, want %v", i, got, want)
 		}
+	}
+}
+
+// windowed starts a writer whose commit window outlasts any test, so that
+// only a full batch or closing can end it. It counts the writer's
+// transactions and returns once the writer waits with nothing queued.
+func windowed(t *testing.T) (w *writer, commits *atomic.Int64) {
+	s, _, _ := openTest(t, db.SyncNormal)
+	commits, idle := new(atomic.Int64), make(chan struct{}, 1)
+	w = &writer{db: s.db, window: time.Hour, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
+		committed: func() { commits.Add(1) },
+		idle: func() {
+			select {
+			case idle <- struct{}{}:
+			default:
+			}
+		}}
+	go w.run()
+	t.Cleanup(w.close)
+	<-idle
+	return w, commits
+}
+
+// TestIdleWriterGathersItsWindow: writes that reach an idle writer one by
+// one share one transaction, which starts as soon as the batch is full.
+func TestIdleWriterGathersItsWindow(t *testing.T) {
+	w, commits := windowed(t)
+	errs := make(chan error, maxBatch)
+	for range maxBatch {
+		go func() { errs <- w.do(context.Background(), func(*sql.Tx) error { return nil }, nil) }()
+	}
+	for range maxBatch {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d writes took %d transactions, want 1", maxBatch, n)
+	}
+}
+
+// TestFlowIsNotDelayed: writes that come within a window of a commit,
+// queued while it ran or arriving after it, commit without a window of
+// their own.
+func TestFlowIsNotDelayed(t *testing.T) {
+	w, commits := windowed(t)
+	nothing := func(*sql.Tx) error { return nil }
+	running, proceed := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, maxBatch)
+	// A full batch ends the first window; one of its writes holds the
+	// commit once it runs.
+	go func() {
+		errs <- w.do(context.Background(), func(*sql.Tx) error {
+			close(running)
+			<-proceed
+			return nil
+		}, nil)
+	}()
+	for range maxBatch - 1 {
+		go func() { errs <- w.do(context.Background(), nothing, nil) }()
+	}
+	<-running
+	queued := &writeOp{ctx: context.Background(), fn: nothing, done: make(chan error, 1)}
+	w.reqs <- queued
+	close(proceed)
+	for range maxBatch {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := &writeOp{ctx: context.Background(), fn: nothing, done: make(chan error, 1)}
+	for i, op := range []*writeOp{queued, after} {
+		if i == 1 {
+			w.reqs <- op
+		}
+		select {
+		case err := <-op.done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("write %d after the full batch waited for a window", i+1)
+		}
+	}
+	if n := commits.Load(); n != 3 {
+		t.Fatalf("%d transactions, want 3: the full batch, the write queued behind it, the one after", n)
+	}
+}
+
+// TestClosingEndsTheWindow: a write gathered in the window is committed
+// when the writer closes, not dropped, and close does not wait out the
+// window.
+func TestClosingEndsTheWindow(t *testing.T) {
+	w, commits := windowed(t)
+	op := &writeOp{ctx: context.Background(), fn: func(*sql.Tx) error { return nil }, done: make(chan error, 1)}
+	w.reqs <- op
+	// Taken, so in the window: nothing commits before it ends.
+	for len(w.reqs) > 0 {
+		runtime.Gosched()
+	}
+	closed := make(chan struct{})
+	go func() { w.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("close waited for the window")
+	}
+	if err := <-op.done; err != nil {
+		t.Fatalf("the write in the window: %v", err)
+	}
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d transactions, want 1", n)
 	}
 }

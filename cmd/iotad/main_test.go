@@ -86,6 +86,7 @@ func TestBadCommands(t *testing.T) {
 		{"fly"}, {"user"}, {"user", "fly"}, {"token", "create", "--uses", "zero"},
 		{"user", "list", "--no-such-flag"}, {"token", "create", "--data", t.TempDir(), "--uses", "0"},
 		{"client", "communities", "list", "--key", "/nonexistent"},
+		{"serve", "--data", t.TempDir(), "--commit-window", "-1ms"}, {"serve", "--data", t.TempDir(), "--commit-window", "2s"},
 	} {
 		if _, _, err := runCmd(t, args...); err == nil {
 			t.Errorf("%v: no error", args)

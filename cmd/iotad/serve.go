@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
@@ -116,6 +117,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	syncMode := fs.String("sync", "full", "SQLite synchronous mode: full (survives power loss) or normal (survives a crash of iotad)")
+	commitWindow := fs.Duration("commit-window", community.DefaultCommitWindow, "how long a write that finds the store idle waits for others to share its commit, at most 1s (0: none)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most open sockets; more get HTTP 503")
 	fs.IntVar(&cfg.Socket.SendQueue, "send-queue", cfg.Socket.SendQueue, "frames queued per socket before a slow reader is dropped")
 	fs.IntVar(&cfg.Socket.SendQueueBytes, "send-queue-bytes", cfg.Socket.SendQueueBytes, "bytes queued per socket before a slow reader is dropped (0: no bound)")
@@ -147,6 +149,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *commitWindow < 0 || *commitWindow > time.Second {
+		return fmt.Errorf("--commit-window must be between 0 and 1s")
 	}
 	if *origins != "" {
 		cfg.AllowedOrigins = strings.Split(*origins, ",")
@@ -184,8 +189,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("--max-upload and --upload-quota must be at least 1 byte")
 	}
-	files := func(o *community.Options) { o.MaxUpload, o.UploadQuota = *maxUpload, *uploadQuota }
-	a, err := openApp(ctx, dataDir{dir: *data, db: *dbURL}, db.Sync(strings.ToUpper(*syncMode)), cl.tune, files)
+	store := func(o *community.Options) {
+		o.MaxUpload, o.UploadQuota, o.CommitWindow = *maxUpload, *uploadQuota, *commitWindow
+	}
+	a, err := openApp(ctx, dataDir{dir: *data, db: *dbURL}, db.Sync(strings.ToUpper(*syncMode)), cl.tune, store)
 	if err != nil {
 		ln.Close()
 		return err
