@@ -544,8 +544,11 @@ class Community {
         nextFrame(renderCommunities);
         break;
     }
-    if (state.current === this && d.result !== "typing" && !d.result.startsWith("message_")) renderTree();
-    if (d.result === "message_live" || d.result === "typing") nextFrame(renderTyping), nextFrame(renderTree);
+    // Live messages and read marks change the tree only through its
+    // counts, which setCounts redraws when they show differently.
+    const counted = d.result === "read_changed" || d.result.startsWith("message_");
+    if (state.current === this && d.result !== "typing" && !counted) renderTree();
+    if (d.result === "message_live" || d.result === "typing") nextFrame(renderTyping);
   }
 }
 
@@ -1658,11 +1661,16 @@ function takeCounts(com, tree, path) {
   }
 }
 
+// setCounts redraws the tree only when what it shows changed: whether
+// the channel has unread messages and how many mention me. A flood of
+// messages elsewhere changes that once, not with every message.
 function setCounts(com, key, n) {
+  const shown = (c) => `${com.unread.has(key)} ${c?.mentions || 0}`;
+  const before = shown(com.counts.get(key));
   com.counts.set(key, { unread: n.unread || 0, mentions: n.mentions || 0 });
   if (n.unread) com.unread.add(key);
   else com.unread.delete(key);
-  if (state.current === com) nextFrame(renderTree);
+  if (state.current === com && shown(com.counts.get(key)) !== before) nextFrame(renderTree);
 }
 
 function mentionsMe(msg) {
