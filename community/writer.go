@@ -65,9 +65,6 @@ type writer struct {
 	window time.Duration
 	// committedAt is when the last batch committed (see run).
 	committedAt time.Time
-	// idle, when not nil, runs each time the writer waits for a write
-	// (tests).
-	idle func()
 }
 
 // DefaultCommitWindow is serve's --commit-window. A burst of writes (people
@@ -179,9 +176,6 @@ func (w *writer) run() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, maxBatch)
 	for {
-		if w.idle != nil {
-			w.idle()
-		}
 		select {
 		case op := <-w.reqs:
 			window := w.window

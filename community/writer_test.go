@@ -311,22 +311,14 @@ func TestQueuedCommitJoinsTheRun(t *testing.T) {
 }
 
 // windowed starts a writer whose commit window outlasts any test, so that
-// only a full batch or closing can end it. It counts the writer's
-// transactions and returns once the writer waits with nothing queued.
+// only a full batch or closing can end it, and counts its transactions.
+// It has never committed, so its first write opens the window whenever it
+// comes.
 func windowed(t *testing.T) (w *writer, commits *atomic.Int64) {
 	s, _, _ := openTest(t, db.SyncNormal)
-	commits, idle := new(atomic.Int64), make(chan struct{}, 1)
-	w = &writer{db: s.db, window: time.Hour, reqs: make(chan *writeOp, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
-		committed: func() { commits.Add(1) },
-		idle: func() {
-			select {
-			case idle <- struct{}{}:
-			default:
-			}
-		}}
-	go w.run()
+	commits = new(atomic.Int64)
+	w = newWriter(s.db, time.Hour, nil, func() { commits.Add(1) }, nil)
 	t.Cleanup(w.close)
-	<-idle
 	return w, commits
 }
 
