@@ -73,8 +73,8 @@ type writer struct {
 // commits alone and the rest wait for its commit and then make a second,
 // so a burst costs two durable commits and its events often leave in two
 // runs, each a write to every socket. A millisecond gathers such a burst
-// into one commit and one run, and is less than one commit's fsync on the
-// disks measured in docs/BENCHMARKS.md ("A commit window for bursts").
+// into one commit and one run, and is less than one commit takes on the
+// disk measured in docs/BENCHMARKS.md ("A commit window for bursts").
 const DefaultCommitWindow = time.Millisecond
 
 // dataVersionQuery answers a number that changes when another connection

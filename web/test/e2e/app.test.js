@@ -188,7 +188,7 @@ test("10,000 messages scroll without loading them all", async () => {
   const { owner } = pages;
   // The flood is the owner's own, so it changes no count the tree shows,
   // and the tree must not be redrawn for its messages or read marks (it
-  // was, 3,689 times in one run); what else changes meanwhile (a call of
+  // was, 3,844 times in one run); what else changes meanwhile (a call of
   // an earlier test) may redraw it.
   await owner.evaluate(() => {
     window.treeRedraws = 0;
