@@ -55,6 +55,9 @@ type Service struct {
 	w      *writer
 	search *searchIndexer
 	ids    idGen
+	// seqs numbers messages without a query (seqs.go); nil when joined or
+	// on PostgreSQL.
+	seqs   seqCache
 	codecs *Registry
 	perms  Permissions
 	files  *fileStore
@@ -223,8 +226,12 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	if !s.joined {
 		s.members = newMemberCache()
 		committed = s.members.committed
-		if d.Dialect == db.SQLite {
-			foreign = s.members.dropAll
+	}
+	if keepsSeqs(d, s.joined) {
+		s.seqs = seqCache{}
+		foreign = func() {
+			s.members.dropAll()
+			s.seqs.clear()
 		}
 	}
 	s.w = newWriter(d, opts.CommitWindow, events, committed, foreign)

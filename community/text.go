@@ -292,19 +292,11 @@ func sendMessage(ctx context.Context, call *Call) (*Result, error) {
 			msg.ReplyTo, msg.Reply = replyTo.String(), q
 			replyID, replySeq = replyTo[:], sql.NullInt64{Int64: seq, Valid: true}
 		}
-		var last []byte
-		err = c.svc.db.Row(ctx, tx, nextSeq(c.svc.db), ch.ID).Scan(&msg.Seq, &last)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: the channel was deleted", ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("community: number message: %w", err)
+		if msg.Seq, err = c.svc.number(ctx, tx, ch.ID); err != nil {
+			return err
 		}
 		if msg.Seq > maxIDSeq {
 			return fmt.Errorf("%w: the channel is full", ErrInvalidData)
-		}
-		if len(last) == 16 {
-			c.svc.ids.seed(uuid.UUID(last))
 		}
 		now := c.svc.now()
 		id = c.svc.ids.next(now, msg.Seq)

@@ -424,6 +424,7 @@ func (c *Community) DeleteChannel(ctx context.Context, actor Member, path, name 
 			if _, err := tx.ExecContext(ctx, `DELETE FROM channels WHERE id = $1`, ch.ID); err != nil {
 				return err
 			}
+			c.svc.forgetSeq(ch.ID)
 			return c.renumber(ctx, tx, siblings)
 		}
 		apply := func() {
