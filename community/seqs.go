@@ -13,7 +13,7 @@ import (
 
 // seqCache is each channel's next seq as this process's writer last handed
 // it out, so that numbering a message needs no query: the numbering query
-// was a twelfth of a delivery's CPU in the room of 100 (docs/BENCHMARKS.md,
+// was 8 % of the room of 100's CPU (docs/BENCHMARKS.md,
 // "Numbering without a query"). Only a node alone on SQLite keeps one, and
 // only the writer's goroutine touches it; the writer's transaction holds
 // SQLite's write lock, so nobody else can store a message while it runs.

@@ -48,7 +48,8 @@ const (
 // (raiseLastSeq).
 //
 // Both return the newest message's id too, which the new id must sort
-// after however far behind this node's clock is (PROTOCOL §9).
+// after however far behind this node's clock is (PROTOCOL §9). A node
+// alone on SQLite asks once per channel and then counts on (seqs.go).
 const (
 	nextSeqPostgres = `UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq, last_id`
 	nextSeqSQLite   = `SELECT MAX(c.last_seq, COALESCE(n.seq, 0)) + 1, n.id
