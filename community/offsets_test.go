@@ -78,21 +78,7 @@ func testDeepPageCannotStallTheWriter(t *testing.T, b dbtest.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []int64
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT seq FROM messages WHERE channel_id = $1 ORDER BY seq`, ch.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, seq)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	want := storedSeqs(t, s, ch.ID)
 	idx.mu.Lock()
 	got := slices.Clone(idx.seqs)
 	idx.mu.Unlock()

@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-
-	"github.com/iotad/iotad/internal/db"
 )
 
 // seqCache is each channel's next seq as this process's writer last handed
@@ -26,9 +24,6 @@ import (
 // drops its entry, so that a message racing the deletion still finds the
 // channel gone (ErrNotFound) instead of taking a number.
 type seqCache map[int64]int64
-
-// clear forgets every channel's next seq.
-func (s seqCache) clear() { clear(s) }
 
 // number gives ch's next message its seq, in the writer's transaction tx.
 // A channel deleted before tx is ErrNotFound.
@@ -57,6 +52,3 @@ func (s *Service) number(ctx context.Context, tx *sql.Tx, ch int64) (int64, erro
 
 // forgetSeq drops ch's next seq, in the writer's transaction that deletes ch.
 func (s *Service) forgetSeq(ch int64) { delete(s.seqs, ch) }
-
-// keepsSeqs says whether a service on d keeps a seqCache.
-func keepsSeqs(d *db.DB, joined bool) bool { return !joined && d.Dialect == db.SQLite }

@@ -14,6 +14,7 @@ import (
 	"github.com/iotad/iotad/internal/db"
 )
 
+// storedSeqs are the seqs of ch's stored messages, in order.
 func storedSeqs(t *testing.T, s *Service, ch int64) []int64 {
 	t.Helper()
 	rows, err := s.db.Read.Query(`SELECT seq FROM messages WHERE channel_id = $1 ORDER BY seq`, ch)
@@ -28,6 +29,9 @@ func storedSeqs(t *testing.T, s *Service, ch int64) []int64 {
 			t.Fatal(err)
 		}
 		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return seqs
 }

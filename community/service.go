@@ -226,12 +226,12 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 	if !s.joined {
 		s.members = newMemberCache()
 		committed = s.members.committed
-	}
-	if keepsSeqs(d, s.joined) {
-		s.seqs = seqCache{}
-		foreign = func() {
-			s.members.dropAll()
-			s.seqs.clear()
+		if d.Dialect == db.SQLite {
+			s.seqs = seqCache{}
+			foreign = func() {
+				s.members.dropAll()
+				clear(s.seqs)
+			}
 		}
 	}
 	s.w = newWriter(d, opts.CommitWindow, events, committed, foreign)
