@@ -17,9 +17,13 @@ import (
 // per transaction, so a batch of messages costs little more than one.
 // indexDelay bounds how long a message waits for company; indexAt starts a
 // batch at once when enough have gathered; indexBatch bounds one write, so
-// a backlog never holds the writer for long.
+// a backlog never holds the writer for long. A search indexes what is
+// pending first, so the delay decides only how often the index commits,
+// and those commits come at an idle writer, with an fsync of their own: at
+// 500 ms they were one commit in six in the room of 100 of
+// docs/BENCHMARKS.md ("Fewer index commits").
 const (
-	indexDelay = 500 * time.Millisecond
+	indexDelay = 5 * time.Second
 	indexAt    = 256
 	indexBatch = 1024
 )
