@@ -20,7 +20,7 @@ import (
 // a backlog never holds the writer for long. A search indexes what is
 // pending first, so the delay decides only how often the index commits,
 // and those commits come at an idle writer, with an fsync of their own: at
-// 500 ms they were one commit in six in the room of 100 of
+// 500 ms they were one commit in seven in the room of 100 of
 // docs/BENCHMARKS.md ("Fewer index commits").
 const (
 	indexDelay = 5 * time.Second
