@@ -22,6 +22,7 @@ import (
 	icrypto "github.com/iotad/iotad/crypto"
 	"github.com/iotad/iotad/internal/atomicfile"
 	"github.com/iotad/iotad/internal/db"
+	"github.com/iotad/iotad/internal/sysmon"
 	iotasvc "github.com/iotad/iotad/iota"
 )
 
@@ -118,6 +119,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	syncMode := fs.String("sync", "full", "SQLite synchronous mode: full (survives power loss) or normal (survives a crash of iotad)")
 	commitWindow := fs.Duration("commit-window", community.DefaultCommitWindow, "how long a write that finds the store idle waits for others to share its commit, at most 1s (0: none)")
+	monitorBatch := fs.Bool("monitor-batch", true, "on Linux, run the Go runtime's monitor thread as SCHED_BATCH while the server uses under half its CPUs, so that it does not preempt the server's threads (docs/BENCHMARKS.md)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most open sockets; more get HTTP 503")
 	fs.IntVar(&cfg.Socket.SendQueue, "send-queue", cfg.Socket.SendQueue, "frames queued per socket before a slow reader is dropped")
 	fs.IntVar(&cfg.Socket.SendQueueBytes, "send-queue-bytes", cfg.Socket.SendQueueBytes, "bytes queued per socket before a slow reader is dropped (0: no bound)")
@@ -159,6 +161,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
+	}
+	if *monitorBatch {
+		sysmon.Watch(ctx, logger)
 	}
 	ts, err := tf.start(ctx, *data, logger)
 	if err != nil {
