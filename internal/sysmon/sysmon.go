@@ -16,11 +16,13 @@ package sysmon
 import "time"
 
 // Thresholds of the process's CPU use, as a fraction of GOMAXPROCS cores
-// over one period, between which the policy stays as it is.
+// over one period, between which the policy stays as it is. The period is
+// short because a saturated server builds a backlog while its monitor is
+// late, and a saturated server never works one off.
 const (
 	batchBelow  = 0.5
 	normalAbove = 0.7
-	period      = time.Second
+	period      = 250 * time.Millisecond
 )
 
 // next is the policy after a period in which the process used used of its

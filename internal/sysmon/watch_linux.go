@@ -64,15 +64,21 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// setBatch makes tid SCHED_BATCH or normal again. An unprivileged thread
-// may switch between the two both ways at the same nice value, where it
-// could raise its nice value but never lower it again.
+// setBatch makes tid SCHED_BATCH or normal again, at the nice value it
+// has (iotad may run under nice). An unprivileged thread may switch
+// between the two both ways at the same nice value, where it could raise
+// its nice value but never lower it again.
 func setBatch(tid int, batch bool) error {
-	attr := unix.SchedAttr{Size: uint32(unsafe.Sizeof(unix.SchedAttr{})), Policy: unix.SCHED_NORMAL}
+	attr, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return fmt.Errorf("sysmon: read thread %d's policy: %w", tid, err)
+	}
+	attr.Size = uint32(unsafe.Sizeof(unix.SchedAttr{}))
+	attr.Policy = unix.SCHED_NORMAL
 	if batch {
 		attr.Policy = unix.SCHED_BATCH
 	}
-	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
+	if err := unix.SchedSetAttr(tid, attr, 0); err != nil {
 		return fmt.Errorf("sysmon: set thread %d's policy: %w", tid, err)
 	}
 	return nil

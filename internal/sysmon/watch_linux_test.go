@@ -51,6 +51,11 @@ func TestMonitorThreadIsTheMonitor(t *testing.T) {
 			t.Fatalf("thread %d runs goroutines: it is not the monitor", tid)
 		}
 	}
+	// Under nice, the policy changes and the nice value stays: a switch
+	// to nice 0 would be refused to an unprivileged process.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, 3); err != nil {
+		t.Fatal(err)
+	}
 	for _, batch := range []bool{true, false} {
 		if err := setBatch(tid, batch); err != nil {
 			t.Fatal(err)
@@ -63,8 +68,8 @@ func TestMonitorThreadIsTheMonitor(t *testing.T) {
 		if batch {
 			want = unix.SCHED_BATCH
 		}
-		if attr.Policy != want {
-			t.Fatalf("policy %d after setBatch(%v), want %d", attr.Policy, batch, want)
+		if attr.Policy != want || attr.Nice != 3 {
+			t.Fatalf("policy %d, nice %d after setBatch(%v), want %d and 3", attr.Policy, attr.Nice, batch, want)
 		}
 	}
 }
