@@ -11,9 +11,19 @@ import (
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
-// ProcessCPU reads the user+system CPU time a process has used so far, from
-// /proc/PID/stat.
+// ProcessCPU reads the CPU time a process has used so far, user and system,
+// its exited threads included. It reads the process's CPU clock, which
+// counts nanoseconds; /proc/PID/stat counts 10 ms ticks, a step of 3 % in a
+// room of 100's ten-second run, and is the fallback where that clock cannot
+// be read.
 func ProcessCPU(pid int) (time.Duration, error) {
+	if cpu, err := clockCPU(pid); err == nil {
+		return cpu, nil
+	}
+	return statCPU(pid)
+}
+
+func statCPU(pid int) (time.Duration, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
