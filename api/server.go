@@ -179,6 +179,7 @@ func New(cfg Config, log *slog.Logger, svc Services) *Server {
 		if all := svc.Communities.All(); len(all) > 0 {
 			s.community = newCommunityAPI(all[0], s.logins, cfg.LegacyLogin, log, s.cfg.PublicAddr, svc.SFU)
 			s.community.tls = cfg.TLS != nil
+			s.community.runLimit = runLimit(cfg.Socket)
 		}
 	}
 	s.router = s.routes(s.community)
@@ -300,6 +301,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, own ...CommunityLis
 	for _, cl := range own {
 		c := newCommunityAPI(cl.Community, s.logins, s.cfg.LegacyLogin, s.log, cl.PublicAddr, s.sfu)
 		c.tls = s.cfg.TLS != nil
+		c.runLimit = runLimit(s.cfg.Socket)
 		servers = append(servers, s.publicServer(s.routes(c)))
 		listeners = append(listeners, cl.Listener)
 	}

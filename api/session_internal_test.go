@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -262,30 +263,51 @@ func TestIdleWriterParks(t *testing.T) {
 }
 
 // TestLongRunWakesWriters: the frames of a run of events wait for its end
-// (drained), but never more than maxRun events' worth: a run longer than
-// that, as in a busy room, still reaches the socket while it goes on.
+// (drained), but never more than runLimit events' worth: a run longer than
+// that, as in a busy room, still reaches the socket while it goes on, and
+// sooner when the socket's send queue is short.
 func TestLongRunWakesWriters(t *testing.T) {
-	s, peer := pipeSession(t, 4*maxRun)
-	go s.writeLoop()
-	a := &communityAPI{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	ms := []*memberSession{{s: s, userID: "u"}}
-	for i := range maxRun {
-		a.broadcast(ms, "", functionOut{Codec: "text", Name: "c", Result: "message_live", Payload: i})
-	}
-	// drained is never called: the maxRun-th event woke the writer.
-	got := make(chan struct{})
-	go func() {
-		r := bufio.NewReader(peer)
-		for range maxRun {
-			if op, _ := readFrame(t, r); op != opText {
-				t.Errorf("op %d, want text", op)
+	for _, queue := range []int{4 * maxRun, 8} {
+		t.Run(fmt.Sprint(queue), func(t *testing.T) {
+			s, peer := pipeSession(t, queue)
+			go s.writeLoop()
+			a := &communityAPI{log: slog.New(slog.NewTextHandler(io.Discard, nil)), runLimit: runLimit(SocketConfig{SendQueue: queue})}
+			ms := []*memberSession{{s: s, userID: "u"}}
+			for i := range a.runLimit {
+				a.broadcast(ms, "", functionOut{Codec: "text", Name: "c", Result: "message_live", Payload: i})
 			}
+			// drained is never called: the runLimit-th event woke the writer.
+			got := make(chan struct{})
+			go func() {
+				r := bufio.NewReader(peer)
+				for range a.runLimit {
+					if op, _ := readFrame(t, r); op != opText {
+						t.Errorf("op %d, want text", op)
+					}
+				}
+				close(got)
+			}()
+			select {
+			case <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%d events held without a wake", a.runLimit)
+			}
+		})
+	}
+}
+
+func TestRunLimit(t *testing.T) {
+	for _, tc := range []struct{ queue, want int }{
+		{0, maxRun}, // no bound
+		{256, maxRun},
+		{4096, maxRun},
+		{4 * maxRun, maxRun},
+		{32, 8},
+		{3, 1},
+		{1, 1},
+	} {
+		if got := runLimit(SocketConfig{SendQueue: tc.queue}); got != tc.want {
+			t.Errorf("runLimit(send queue %d) = %d, want %d", tc.queue, got, tc.want)
 		}
-		close(got)
-	}()
-	select {
-	case <-got:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%d events held without a wake", maxRun)
 	}
 }

@@ -15,7 +15,7 @@ const inlineWrites = true
 // maxInlineFrames bounds the frames one inline write takes; the rest wait
 // for the writer. A run is at most maxRun events' frames and a reply or
 // two, so in practice it is never reached.
-const maxInlineFrames = 64
+const maxInlineFrames = 2 * maxRun
 
 // inlineWriter is one writev's arguments and result, with a method value
 // made once: RawConn.Write takes a callback, and a closure made per call
