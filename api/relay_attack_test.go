@@ -303,3 +303,37 @@ func TestChallengeNamesTheCommunityKey(t *testing.T) {
 		t.Fatalf("challenge %s", ch.Data)
 	}
 }
+
+// TestClientLegacyLogin: a client asked for version 1 logs in to a
+// --legacy-login community, still checks the key it pinned and the proof,
+// and gets nowhere with a server that does not allow version 1.
+func TestClientLegacyLogin(t *testing.T) {
+	legacy := newEnv(t, func(c *api.Config) { c.LegacyLogin = true })
+	other := newKey(t).Pub
+	for _, tc := range []struct {
+		name string
+		env  *testEnv
+		pin  *icrypto.PublicKey
+		ok   bool
+		want error // when not ok, if the client is what refuses
+	}{
+		{"pinned", legacy, &legacy.com.Public, true, nil},
+		{"unpinned", legacy, nil, true, nil},
+		{"pinned to another key", legacy, &other, false, client.ErrBadProof},
+		{"a server without version 1", newEnv(t, nil), nil, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			c, err := client.Dial(ctx, tc.env.url+"/", &client.Options{LegacyLogin: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			u := newKey(t)
+			_, err = c.LoginCommunity(ctx, u.ID, u.Priv, tc.env.invite(community.InviteOptions{}), tc.pin)
+			if (err == nil) != tc.ok || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("LoginCommunity: %v, want success %v (%v)", err, tc.ok, tc.want)
+			}
+		})
+	}
+}

@@ -33,7 +33,7 @@ go build -o "$work/this/" ./cmd/iotad ./cmd/iotad-load
 git worktree add --detach -q "$work/base-tree" "$base"
 # Both load tools read the server's CPU the same way, this tree's (in
 # nanoseconds, where older ones counted 10 ms ticks), when the base's reader
-# is the same function.
+# is the same function. The base's own tool drives its logins and calls.
 if grep -q '^func ProcessCPU(pid int) (time.Duration, error)' "$work/base-tree/internal/load/cpu.go" 2>/dev/null; then
 	cp internal/load/cpu.go internal/load/cpu_linux.go internal/load/cpu_other.go "$work/base-tree/internal/load/"
 fi
@@ -72,11 +72,16 @@ run() {
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 	invite=$("$b/iotad" invite create --data "$data" --uses 1000000 2>/dev/null)
 	local url=ws://127.0.0.1:$port/ load=("${core1[@]}" "$b/iotad-load")
+	# The rooms are driven by this tree's load tool for both builds, so
+	# that one generator measures both; its members log in with version 1
+	# to a build from before login version 2 (no --legacy-login flag).
+	local fan=("${core1[@]}" "$work/this/iotad-load" fanout --url $url --invite "$invite" --duration "$duration" --pid $pid)
+	"$b/iotad" serve --help 2>&1 | grep -qE '^\s+-legacy-login' || fan+=(--legacy-login)
 	case $shape in
 	login) out=$("${load[@]}" login --url $url --invite "$invite" --members 64 --workers 8 --duration "$duration" --pid $pid) ;;
-	fan50) out=$("${load[@]}" fanout --url $url --invite "$invite" --members 1000 --senders 4 --rate 50 --duration "$duration" --pid $pid) ;;
-	fan1000) out=$("${load[@]}" fanout --url $url --invite "$invite" --members 1000 --senders 10 --rate 1000 --duration "$duration" --pid $pid) ;;
-	room100) out=$("${load[@]}" fanout --url $url --invite "$invite" --members 100 --senders 10 --rate 100 --duration "$duration" --pid $pid) ;;
+	fan50) out=$("${fan[@]}" --members 1000 --senders 4 --rate 50) ;;
+	fan1000) out=$("${fan[@]}" --members 1000 --senders 10 --rate 1000) ;;
+	room100) out=$("${fan[@]}" --members 100 --senders 10 --rate 100) ;;
 	voice*) out=$("${load[@]}" voice --url $url --invite "$invite" --peers "${shape#voice}" --duration "$duration" --pid $pid) ;;
 	esac
 	echo "$out" >>"$work/load.log"

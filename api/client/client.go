@@ -52,6 +52,7 @@ type Client struct {
 	onFrame    func([]byte) bool
 	memberKeys *MemberKeyCache
 	pinned     *icrypto.PublicKey
+	legacy     bool
 
 	writeMu sync.Mutex
 
@@ -78,6 +79,11 @@ type Options struct {
 	// ServerKey pins the identity key of the server this socket logs in
 	// to (PROTOCOL §3); nil trusts the first one named.
 	ServerKey *icrypto.PublicKey
+	// LegacyLogin asks community logins for version 1 (login_version 1),
+	// which binds the login to no server: only for a server run with
+	// --legacy-login, or one from before version 2 (the load tool measures
+	// old builds with it).
+	LegacyLogin bool
 	// TLSConfig is used for wss:// URLs (nil: the system's roots).
 	TLSConfig *tls.Config
 	// NetDialContext, when set, opens the TCP connection (a test behind a
@@ -105,6 +111,7 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 		onFrame:    opts.OnFrame,
 		memberKeys: opts.MemberKeys,
 		pinned:     opts.ServerKey,
+		legacy:     opts.LegacyLogin,
 		pushes:     make(chan Message, opts.PushBuffer),
 		pending:    map[string]chan Message{},
 		done:       make(chan struct{}),

@@ -34,6 +34,9 @@ func (c *Client) LoginCommunity(ctx context.Context, userID string, priv icrypto
 		ident["invite"] = invite
 		ident["public_key"] = priv.Public().String()
 	}
+	if c.legacy {
+		ident["login_version"] = 1
+	}
 	if pinned == nil {
 		pinned = c.pinned
 	}
@@ -49,6 +52,14 @@ func (c *Client) LoginCommunity(ctx context.Context, userID string, priv icrypto
 	cpub, err := icrypto.ParsePublicKey(l.CommunityPublicKey)
 	if err != nil {
 		return l, fmt.Errorf("%w: community_public_key: %v", ErrBadProof, err)
+	}
+	if c.legacy {
+		// A version-1 challenge names no server: the key the community
+		// gives is checked against the pin, if any, and by the proof.
+		bound = cpub
+		if pinned != nil {
+			bound = *pinned
+		}
 	}
 	if cpub != bound {
 		return l, fmt.Errorf("%w: the community's key is not the one its challenge was bound to", ErrBadProof)

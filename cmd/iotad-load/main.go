@@ -94,6 +94,7 @@ func fanout() {
 	fs.StringVar(&cfg.Path, "path", "General", "the channel's category path")
 	fs.StringVar(&cfg.Channel, "channel", "general", "the text channel")
 	fs.IntVar(&cfg.LoginParallel, "login-parallel", 32, "concurrent logins while connecting")
+	fs.BoolVar(&cfg.LegacyLogin, "legacy-login", false, "log in with login version 1, to measure a server from before version 2")
 	pidList := fs.String("pid", "", "the server's process id, to report its CPU time per delivery; comma-separated, the sum over the nodes (and nats-server)")
 	fs.Parse(os.Args[2:])
 	cfg.URLs = strings.Split(*url, ",")

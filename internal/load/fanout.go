@@ -46,6 +46,9 @@ type FanoutConfig struct {
 	Path, Channel string
 	// LoginParallel bounds concurrent logins.
 	LoginParallel int
+	// LegacyLogin logs the members in with login version 1, for a server
+	// from before version 2.
+	LegacyLogin bool
 	// Ready, when set, runs once every member is logged in, just before
 	// posting starts (the load tool reads the server's CPU time there).
 	Ready func()
@@ -170,7 +173,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		urls = []string{cfg.URL}
 	}
 	clients, err := JoinSpread(ctx, urls, cfg.Invite, cfg.Members, cfg.LoginParallel, func(int) *client.Options {
-		return &client.Options{OnFrame: recv.onFrame}
+		return &client.Options{OnFrame: recv.onFrame, LegacyLogin: cfg.LegacyLogin}
 	})
 	if err != nil {
 		return FanoutResult{}, err
