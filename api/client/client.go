@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -71,6 +72,7 @@ type Options struct {
 	Header     http.Header
 	// OnFrame, when set, sees every frame first; a frame it returns true
 	// for is consumed and not decoded (load tools count frames this way).
+	// The frame's bytes are reused once it returns.
 	OnFrame func(frame []byte) bool
 	// MemberKeys, when set, remembers member keys across logins, as the
 	// server does, so that a returning member checks the community's proof
@@ -123,8 +125,12 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 func (c *Client) readLoop() {
 	defer close(c.done)
 	defer close(c.pushes)
+	// One buffer for every frame, not ReadMessage's allocation per frame:
+	// a load tool's thousand sockets receive a million frames a second,
+	// and what a frame decodes to is copied out of it.
+	var buf bytes.Buffer
 	for {
-		_, data, err := c.ws.ReadMessage()
+		data, err := c.nextFrame(&buf)
 		if err != nil {
 			c.mu.Lock()
 			c.readErr = err
@@ -154,6 +160,23 @@ func (c *Client) readLoop() {
 		}
 		c.pushes <- m
 	}
+}
+
+// nextFrame reads the next frame into buf, which a rare large frame does
+// not leave large.
+func (c *Client) nextFrame(buf *bytes.Buffer) ([]byte, error) {
+	if buf.Cap() > 64<<10 {
+		*buf = bytes.Buffer{}
+	}
+	buf.Reset()
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Pushes delivers every message that is not a reply to a pending request.
