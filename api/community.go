@@ -48,7 +48,7 @@ type communityAPI struct {
 	// goroutine (onEvent, drained).
 	asleep []*Session
 	// heldEvents counts the events of the current run so far, and
-	// runLimit is how many wait for one wake (runLimit).
+	// runLimit is how many may wait for one wake (see runLimit).
 	heldEvents int
 	runLimit   int
 	// unsubscribe ends the community's event subscription, held while a
@@ -512,9 +512,10 @@ func (a *communityAPI) broadcast(to []*memberSession, except string, data functi
 }
 
 // maxRun bounds how many events' frames wait for one wake. In a room
-// whose fan-out falls behind, each wake's writes carry this many frames:
-// 64 rather than 16 cost the room of 1,000 at 1,000 msg/s a tenth less CPU
-// per delivery and halved its p99 (docs/BENCHMARKS.md, "Longer runs").
+// whose fan-out falls behind, each wake's writes carry up to this many
+// frames: 64 rather than 16 halved the p99 of the room of 1,000 at 1,000
+// msg/s, at the same or up to a tenth less CPU per delivery
+// (docs/BENCHMARKS.md, "Longer runs").
 const maxRun = 64
 
 // runLimit is maxRun, or a quarter of the send queue when that is less,
