@@ -169,7 +169,7 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 		if in.PublicKey != nil && pub != m.PublicKey {
 			return nil, fmt.Errorf("%w: this user id is a member with another key", ErrInvalidUserID)
 		}
-		return startChallenge(s, a.id, version, uid.Text, m.PublicKey, true, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
+		return startChallenge(s, a.id, version, uid.Text, m.PublicKey, nil, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
 			// The row read above may be stale by now: a ban, kick or role
 			// change while the challenge was open must hold.
 			now, err := a.c.Member(ctx, uid.Text)
@@ -198,11 +198,16 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 		if err := a.c.CheckInvite(ctx, secret, uid.Text); err != nil {
 			return nil, err
 		}
-		return startChallenge(s, a.id, version, uid.Text, pub, false, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
+		shared, err := a.id.sharedWith(pub)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cannot seal a challenge to this key", icrypto.ErrLowOrder)
+		}
+		return startChallenge(s, a.id, version, uid.Text, pub, &shared, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
 			m, err := a.c.Join(ctx, secret, uid.Text, pub)
 			if err != nil {
 				return nil, err
 			}
+			a.id.adopt(m.UserID, m.PublicKey, shared) // Join checked that pub is theirs
 			a.log.Info("member joined", slog.String("user", uid.Text), slog.String("role", string(m.Role)))
 			return a.completeLogin(ctx, s, uid, m, answer)
 		})

@@ -117,7 +117,7 @@ func (a *iotaAPI) identification(ctx context.Context, s *Session, req *Request) 
 		return nil, err
 	}
 	uid := *in.UserID
-	return startChallenge(s, a.id, version, uid.Text, user.PublicKey, true, func(ctx context.Context, s *Session, _ string) (*Reply, error) {
+	return startChallenge(s, a.id, version, uid.Text, user.PublicKey, nil, func(ctx context.Context, s *Session, _ string) (*Reply, error) {
 		// The account may have been deleted while the challenge was open.
 		now, err := a.store.User(ctx, user.ID)
 		if err != nil {

@@ -97,9 +97,16 @@ func (id *identity) memberKey(userID string, pub icrypto.PublicKey) ([32]byte, e
 
 // sharedWith is X448(S, pub) for a key that is not yet anyone's (a first
 // visit): it is not cached, so that identifications with made-up user ids
-// cannot fill the cache.
+// cannot fill the cache, until the visitor has joined (adopt).
 func (id *identity) sharedWith(pub icrypto.PublicKey) ([icrypto.KeySize]byte, error) {
 	return id.x448(pub)
+}
+
+// adopt caches a first visit's X448(S, pub) once its user has joined, so
+// that the member key of the login it completes, and their later logins,
+// need no X448 of their own: a join did two where one is enough.
+func (id *identity) adopt(userID string, pub icrypto.PublicKey, shared [icrypto.KeySize]byte) {
+	id.shared.Store(userID, cachedShared{pub: pub, shared: shared, member: icrypto.MemberKeyFromShared(shared)})
 }
 
 // forget drops a user's cached secret: the member is gone.
@@ -130,10 +137,11 @@ func (id *identity) loginVersion(raw json.RawMessage) (int, error) {
 // startChallenge seals a fresh challenge to pub under a fresh ephemeral key
 // (the nonce is fixed per key pair, so reusing one would reuse the nonce)
 // and remembers what completes the login. userID is the AAD of version 2,
-// as the client sent it; known says pub is the stored key of that user, so
-// X448(S, pub) may be cached. A second identification replaces the pending
-// challenge.
-func startChallenge(s *Session, id *identity, version int, userID string, pub icrypto.PublicKey, known bool, complete func(ctx context.Context, s *Session, answer string) (*Reply, error)) (*Reply, error) {
+// as the client sent it. firstVisit is X448(S, pub) for a key that is no
+// one's yet (sharedWith); nil says pub is the stored key of that user, so
+// X448(S, pub) comes from the cache. A second identification replaces the
+// pending challenge.
+func startChallenge(s *Session, id *identity, version int, userID string, pub icrypto.PublicKey, firstVisit *[icrypto.KeySize]byte, complete func(ctx context.Context, s *Session, answer string) (*Reply, error)) (*Reply, error) {
 	ephPub, ephPriv, err := icrypto.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("api: challenge key: %w", err)
@@ -147,10 +155,10 @@ func startChallenge(s *Session, id *identity, version int, userID string, pub ic
 		out.Challenge, err = icrypto.SealChallenge(ephPriv, pub, []byte(text))
 	} else {
 		var static [icrypto.KeySize]byte
-		if known {
-			static, err = id.staticShared(userID, pub)
+		if firstVisit != nil {
+			static = *firstVisit
 		} else {
-			static, err = id.sharedWith(pub)
+			static, err = id.staticShared(userID, pub)
 		}
 		if err == nil {
 			l := icrypto.LoginV2{Role: id.role, UserID: userID, Ephemeral: ephPub, Server: id.pub}

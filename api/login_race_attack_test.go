@@ -106,3 +106,23 @@ func TestFirstVisitsCannotFillTheSecretCache(t *testing.T) {
 		t.Fatalf("a completed join cached %d secrets, want %d", got, before+1)
 	}
 }
+
+// TestJoinDoesOneStaticX448: a first visit computes X448(S, U) for its
+// challenge, and the member key of the login it completes and the member's
+// later logins reuse it; none computes it again.
+func TestJoinDoesOneStaticX448(t *testing.T) {
+	env := newEnv(t, nil)
+	n := env.srv.CountStaticX448()
+	m := env.join(community.RoleMember)
+	if got := n.Load(); got != 1 {
+		t.Fatalf("a join did %d X448(S, U), want 1", got)
+	}
+	c, err := env.relogin(m.testUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := n.Load(); got != 1 {
+		t.Fatalf("a join and a login did %d X448(S, U), want 1", got)
+	}
+}
