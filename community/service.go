@@ -205,8 +205,10 @@ func Open(ctx context.Context, d *db.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	// The statements every write runs: its actor's row, and for a message
-	// the insert. Prepared now, while no transaction holds the writer.
-	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage, savepoint, rollbackTo, release, dataVersionQuery); err != nil {
+	// the insert; and a join's. Prepared now, while no transaction holds
+	// the writer.
+	if err := d.PrepareWrites(ctx, memberQuery, nextSeq(d), insertMessage, savepoint, rollbackTo, release, dataVersionQuery,
+		useInvite, insertMember, startMarkers, insertAudit); err != nil {
 		s.closeBus()
 		return nil, err
 	}

@@ -137,16 +137,20 @@ func writeTextData(b *bytes.Buffer, data []byte, ch *Channel, counts map[int64]U
 	b.WriteByte('}')
 }
 
+// startMarkers is startReadMarkers' statement, prepared once with a
+// join's others.
+const startMarkers = `INSERT INTO read_markers(channel_id, user_id, seq, message_id)
+	SELECT c.id, $2,
+		COALESCE((SELECT MAX(x.seq) FROM messages x WHERE x.channel_id = c.id), 0),
+		(SELECT x.id FROM messages x WHERE x.channel_id = c.id ORDER BY x.seq DESC LIMIT 1)
+	FROM channels c WHERE c.community_id = $1 AND c.codec = 'text'
+	ON CONFLICT(channel_id, user_id) DO NOTHING`
+
 // startReadMarkers puts a joining member's markers at each text channel's
 // newest message: a new member starts with everything read. A channel
 // made later has no marker, so everything in it is unread.
 func (c *Community) startReadMarkers(ctx context.Context, tx *sql.Tx, userID string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO read_markers(channel_id, user_id, seq, message_id)
-		SELECT c.id, $2,
-			COALESCE((SELECT MAX(x.seq) FROM messages x WHERE x.channel_id = c.id), 0),
-			(SELECT x.id FROM messages x WHERE x.channel_id = c.id ORDER BY x.seq DESC LIMIT 1)
-		FROM channels c WHERE c.community_id = $1 AND c.codec = 'text'
-		ON CONFLICT(channel_id, user_id) DO NOTHING`, c.ID, userID)
+	_, err := c.svc.db.Exec(ctx, tx, startMarkers, c.ID, userID)
 	if err != nil {
 		return fmt.Errorf("community: start read markers: %w", err)
 	}
