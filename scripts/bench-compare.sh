@@ -8,7 +8,9 @@
 #   bash scripts/bench-compare.sh [BASE] [SHAPE...]
 #
 # BASE is a commit (default 88f1163, the build issue 14 measures against).
-# SHAPES: login fan50 fan1000 room100 voice10 voice25 voice50 (default all).
+# SHAPES: login fan50 fan1000 room100 voice10 voice25 voice50 (default all),
+# and join (10,000 members join a community: server CPU per join; only
+# when named).
 # ROUNDS (default 3) and DURATION (default 10s) tune the runs; KEEP=1 leaves
 # the load tool's output and the last server log in /tmp (load.log, serve.log).
 set -euo pipefail
@@ -60,7 +62,7 @@ flags_for() {
 
 port=19860
 # run BUILD SHAPE sets res to the shape's figure for BUILD (CPU µs per
-# login, delivery or forwarded packet) and the p99 or loss beside it.
+# login, join, delivery or forwarded packet) and the p99 or loss beside it.
 run() {
 	local b=$1 shape=$2 data out invite
 	port=$((port + 1))
@@ -86,6 +88,7 @@ run() {
 	fan50) out=$("${fan[@]}" --members 1000 --senders 4 --rate 50) ;;
 	fan1000) out=$("${fan[@]}" --members 1000 --senders 10 --rate 1000) ;;
 	room100) out=$("${fan[@]}" --members 100 --senders 10 --rate 100) ;;
+	join) out=$("${fan[@]}" --members 10000 --senders 1 --rate 1 --duration 1ms | grep 'per join') ;;
 	voice*) out=$("${load[@]}" voice --url $url --invite "$invite" --peers "${shape#voice}" --duration "$duration" --pid $pid) ;;
 	esac
 	echo "$out" >>"$work/load.log"

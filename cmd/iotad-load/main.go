@@ -121,13 +121,29 @@ func fanout() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// The members join first: what that took is reported on a line of
+	// its own, before the fan-out's.
+	joinStart, joinCPU := time.Now(), time.Duration(0)
+	if len(pids) > 0 {
+		joinCPU = cpuOf()
+	}
 	var before time.Duration
-	cfg.Ready = func() { before = cpuOf() }
+	var joined string
+	cfg.Ready = func() {
+		took := time.Since(joinStart)
+		before = cpuOf()
+		joined = fmt.Sprintf("%d members joined in %v", cfg.Members, took.Round(time.Millisecond))
+		if len(pids) > 0 {
+			cpu := before - joinCPU
+			joined += fmt.Sprintf(", server cpu=%v per join=%.0fµs", cpu, float64(cpu.Microseconds())/float64(cfg.Members))
+		}
+	}
 	res, err := load.Fanout(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iotad-load:", err)
 		os.Exit(1)
 	}
+	fmt.Println(joined)
 	fmt.Println(res)
 	if len(pids) > 0 {
 		cpu := cpuOf() - before
