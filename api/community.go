@@ -200,7 +200,7 @@ func (a *communityAPI) identification(ctx context.Context, s *Session, req *Requ
 		}
 		shared, err := a.id.sharedWith(pub)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cannot seal a challenge to this key", icrypto.ErrLowOrder)
+			return nil, errUnsealable
 		}
 		return startChallenge(s, a.id, version, uid.Text, pub, &shared, func(ctx context.Context, s *Session, answer string) (*Reply, error) {
 			m, err := a.c.Join(ctx, secret, uid.Text, pub)

@@ -301,10 +301,12 @@ func TestJoinRules(t *testing.T) {
 	}
 
 	t.Run("bad public key", func(t *testing.T) {
-		c := env.dial("/")
-		_, err := c.Request(ctxT(t), "identification", map[string]any{"user_id": "x", "public_key": "AAAA", "invite": env.invite(community.InviteOptions{})})
-		if errType(err) != api.ErrTypeInvalidPublicKey {
-			t.Fatalf("got %v", err)
+		for _, key := range []string{"AAAA", icrypto.PublicKey{}.String()} { // short; the zero key, low order
+			c := env.dial("/")
+			_, err := c.Request(ctxT(t), "identification", map[string]any{"user_id": "x", "public_key": key, "invite": env.invite(community.InviteOptions{})})
+			if errType(err) != api.ErrTypeInvalidPublicKey {
+				t.Fatalf("public_key %q: got %v", key, err)
+			}
 		}
 	})
 	t.Run("whole tensamin text as invite", func(t *testing.T) {

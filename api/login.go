@@ -134,6 +134,10 @@ func (id *identity) loginVersion(raw json.RawMessage) (int, error) {
 	return 0, fmt.Errorf("%w: login version %d is not supported", ErrProtocol, v)
 }
 
+// errUnsealable refuses a key no challenge can be sealed to (X448 of it
+// fails: a low-order point).
+var errUnsealable = fmt.Errorf("%w: cannot seal a challenge to this key", icrypto.ErrLowOrder)
+
 // startChallenge seals a fresh challenge to pub under a fresh ephemeral key
 // (the nonce is fixed per key pair, so reusing one would reuse the nonce)
 // and remembers what completes the login. userID is the AAD of version 2,
@@ -167,7 +171,7 @@ func startChallenge(s *Session, id *identity, version int, userID string, pub ic
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot seal a challenge to this key", icrypto.ErrLowOrder)
+		return nil, errUnsealable
 	}
 	s.Login = &PendingLogin{answer: text, expires: s.now().Add(ChallengeTTL), started: time.Now(), complete: complete}
 	return &Reply{Type: TypeChallenge, LogMessage: "Solve this challenge to log in", Data: out}, nil

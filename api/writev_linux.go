@@ -26,6 +26,7 @@ type inlineWriter struct {
 	n      int
 	errno  syscall.Errno
 	iov    [maxInlineFrames]unix.Iovec
+	used   int // iovecs the last writev filled
 	try    func(fd uintptr) bool
 }
 
@@ -51,7 +52,7 @@ func (w *inlineWriter) writev(fd uintptr) bool {
 			k++
 		}
 	}
-	w.n, w.errno = 0, 0
+	w.n, w.errno, w.used = 0, 0, k
 	if k == 0 {
 		return true
 	}
@@ -77,7 +78,7 @@ func writeNow(rc syscall.RawConn, frames [][]byte) (int, error) {
 	err := rc.Write(w.try)
 	n, errno := w.n, w.errno
 	w.frames = nil
-	clear(w.iov[:]) // the pool must not keep frames alive
+	clear(w.iov[:w.used]) // the pool must not keep frames alive
 	inlineWriters.Put(w)
 	switch {
 	case err != nil:

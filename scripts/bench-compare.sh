@@ -46,17 +46,23 @@ fi
 core0=() core1=()
 if command -v taskset >/dev/null; then core0=(taskset -c 0) core1=(taskset -c 1); fi
 
+# Each build's serve flags, read once. Not piped into grep -q: under
+# pipefail the help's writer, cut off by grep's early exit, would fail the
+# test now and then.
+declare -A helps
+for b in this base; do helps[$work/$b]=$("$work/$b/iotad" serve --help 2>&1 || true); done
+# has BUILD FLAG says whether BUILD's serve takes --FLAG.
+has() { grep -qE "^\s+-$2( |$)" <<<"${helps[$1]}"; }
+
 # Every build gets the limits lifted that it has flags for: the load comes
 # from one address and senders post as fast as they are answered.
 flags_for() {
-	local help f=(--login-rate 1e6 --login-burst 1000000 --request-rate 1e6 --request-burst 1000000 --send-queue 4096)
-	help=$("$1/iotad" serve --help 2>&1 || true)
-	has() { grep -qE "^\s+-$1( |$)" <<<"$help"; }
-	has user-request-rate && f+=(--user-request-rate 1e6 --user-request-burst 1000000)
+	local f=(--login-rate 1e6 --login-burst 1000000 --request-rate 1e6 --request-burst 1000000 --send-queue 4096)
+	has "$1" user-request-rate && f+=(--user-request-rate 1e6 --user-request-burst 1000000)
 	for cap in max-connections-per-addr max-unauthenticated-per-addr max-connections-per-user; do
-		has $cap && f+=(--$cap 0)
+		has "$1" $cap && f+=(--$cap 0)
 	done
-	has admin-addr && f+=(--admin-addr=)
+	has "$1" admin-addr && f+=(--admin-addr=)
 	echo "${f[@]}"
 }
 
@@ -78,11 +84,7 @@ run() {
 	# that one generator measures both; its members log in with version 1
 	# to a build from before login version 2 (no --legacy-login flag).
 	local fan=("${core1[@]}" "$work/this/iotad-load" fanout --url $url --invite "$invite" --duration "$duration" --pid $pid)
-	# Not a pipe into grep -q: under pipefail the help's writer, cut off
-	# by grep's early exit, would fail the test now and then.
-	local help
-	help=$("$b/iotad" serve --help 2>&1 || true)
-	grep -qE '^\s+-legacy-login' <<<"$help" || fan+=(--legacy-login)
+	has "$b" legacy-login || fan+=(--legacy-login)
 	case $shape in
 	login) out=$("${load[@]}" login --url $url --invite "$invite" --members 64 --workers 8 --duration "$duration" --pid $pid) ;;
 	fan50) out=$("${fan[@]}" --members 1000 --senders 4 --rate 50) ;;

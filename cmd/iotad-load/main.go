@@ -123,10 +123,7 @@ func fanout() {
 	defer stop()
 	// The members join first: what that took is reported on a line of
 	// its own, before the fan-out's.
-	joinStart, joinCPU := time.Now(), time.Duration(0)
-	if len(pids) > 0 {
-		joinCPU = cpuOf()
-	}
+	joinStart, joinCPU := time.Now(), cpuOf()
 	var before time.Duration
 	var joined string
 	cfg.Ready = func() {

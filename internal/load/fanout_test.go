@@ -20,7 +20,7 @@ func TestReceiverOnFrame(t *testing.T) {
 	}{
 		{"live", live("a", fmt.Sprintf("t=%d", sent)), true, true},
 		{"live, an = before the body", live("a=b", fmt.Sprintf("t=%d", sent)), true, true},
-		{"live, the result far before the body", strings.Replace(live("a", fmt.Sprintf("t=%d", sent)), `"codec"`, `"pad":"`+strings.Repeat("p", 300)+`","codec"`, 1), true, true},
+		{"live, a 'v' between the result and the body", strings.Replace(live("a", fmt.Sprintf("t=%d", sent)), `,"payload"`, `,"pad":"`+strings.Repeat("v", 300)+`","payload"`, 1), true, true},
 		{"live, not timed", live("a", "hello"), true, false},
 		{"live, a body that is not a time", live("a", "t=soon"), true, false},
 		{"a reply with a body", `{"type":"message_chunk","data":{"messages":[{"message":"t=1"}]}}`, false, false},
