@@ -773,10 +773,18 @@ const view = {
     $("messages").replaceChildren();
     setPane("channel");
     renderTree();
+    // Live messages that come before the first page are held back (see
+    // flush): put first, they would stand above older ones, or twice.
+    this.loaded = false;
+    const opening = (this.opening = {});
     const m = await com.fn(path, name, "text", "get_messages", { loaded_messages: 0, amount: 50 }).catch((err) => say(explain(err)));
-    if (!m) return;
+    // Another open (another channel, or this one again on a reconnect)
+    // has cleared the list since: this page is not its to fill.
+    if (!m || this.opening !== opening) return;
     this.more = m.data.payload.has_more;
     this.append(m.data.payload.messages, true);
+    this.loaded = true;
+    this.flush();
     const newest = m.data.payload.messages.at(-1);
     if (newest) markRead(com, path, name, newest.message_id);
     const list = $("messages");
@@ -788,6 +796,7 @@ const view = {
     closePins();
     this.channel = null;
     this.key = "";
+    this.opening = null;
     this.incoming = [];
     $("composer").hidden = true;
     $("messages").replaceChildren();
@@ -838,7 +847,11 @@ const view = {
     nextFrame(this.flush);
   },
   flush() {
-    const msgs = view.incoming.splice(0);
+    if (!view.loaded) return;
+    // message_id only grows within a channel (PROTOCOL §9), so what the
+    // first page already holds is what is not newer than its last.
+    const newest = $("messages").lastElementChild?.dataset.id ?? "";
+    const msgs = view.incoming.splice(0).filter((msg) => msg.message_id > newest);
     if (msgs.length) view.append(msgs);
   },
   append(msgs, quiet) {
@@ -868,9 +881,10 @@ const view = {
     const first = $("messages").firstElementChild;
     if (!first) return;
     this.loading = true;
+    const opening = this.opening;
     const m = await this.com.fn(this.channel.path, this.channel.name, "text", "get_messages", { before: first.dataset.id, amount: 50 }).catch((err) => say(explain(err)));
     this.loading = false;
-    if (!m) return;
+    if (!m || this.opening !== opening) return;
     const list = $("messages");
     const height = list.scrollHeight;
     const nodes = m.data.payload.messages.map((msg) => this.node(msg));

@@ -73,3 +73,45 @@ test("a reaction shows as a chip with its count on the other page", async () => 
   await chip.click();
   await friend.waitForFunction(() => document.querySelector("#messages .chip")?.textContent.endsWith(" 2"));
 });
+
+test("a message that comes while a channel's first page loads shows once, after that page", async () => {
+  const { friend } = pages;
+  // The owner's second device, whose socket holds back its first
+  // get_messages of general until the page has had a frame to draw a live
+  // message of that channel: the page that then comes holds it too.
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  let hold;
+  const held = new Promise((r) => (hold = r));
+  let sawLive;
+  const live = new Promise((r) => (sawLive = r));
+  await ctx.routeWebSocket(() => true, (ws) => {
+    const server = ws.connectToServer();
+    let holding = true;
+    ws.onMessage((m) => {
+      const d = typeof m === "string" ? JSON.parse(m).data : null;
+      if (holding && d?.function === "get_messages" && d.name === "general" && d.payload?.loaded_messages === 0) {
+        holding = false;
+        hold(() => server.send(m));
+      } else server.send(m);
+    });
+    server.onMessage((m) => {
+      ws.send(m);
+      if (typeof m === "string" && m.includes("message_live") && m.includes("said while loading")) sawLive();
+    });
+  });
+  const laptop = await ctx.newPage();
+  laptop.on("pageerror", (e) => console.error("[laptop] page error:", e.message));
+  await laptop.goto(srv.base + "/");
+  await loginWithKey(laptop, ownerKey);
+  await laptop.click('#community-list li:has-text("Home")');
+  await laptop.click('#tree span:has-text("# general")');
+  const release = await held;
+  await send(friend, "said while loading");
+  await live;
+  await laptop.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  release();
+  await message(laptop, "the question").waitFor();
+  assert.equal(await message(laptop, "said while loading").count(), 1);
+  assert.equal(await laptop.locator("#messages li.msg .body").last().textContent(), "said while loading");
+  await ctx.close();
+});
