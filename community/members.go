@@ -326,6 +326,10 @@ func (c *Community) RevokeInvite(ctx context.Context, actor Member, id string) e
 const usableInvite = `secret_hash = $1 AND community_id = $2 AND revoked = 0 AND uses < max_uses AND expires_at > $3
 	AND (user_id IS NULL OR user_id = $4)`
 
+// checkInvite is CheckInvite's, prepared on first use (ReadRow): every
+// first visit runs it, and parsing it was a twentieth of a join.
+const checkInvite = `SELECT 1 FROM invites WHERE ` + usableInvite
+
 // The statements of a join, prepared once (Open's PrepareWrites), with
 // startReadMarkers': parsing them again for every join was half of its
 // transaction's CPU. The audit entry is every moderation's too.
@@ -340,8 +344,7 @@ const (
 func (c *Community) CheckInvite(ctx context.Context, secret, userID string) error {
 	hash := icrypto.HashSecret(secret)
 	var one int
-	err := c.svc.db.Read.QueryRowContext(ctx, `SELECT 1 FROM invites WHERE `+usableInvite,
-		hash[:], c.ID, c.svc.now().UnixMilli(), userID).Scan(&one)
+	err := c.svc.db.ReadRow(ctx, checkInvite, hash[:], c.ID, c.svc.now().UnixMilli(), userID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrBadInvite
 	}
@@ -359,6 +362,7 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 	hash := icrypto.HashSecret(secret)
 	m := Member{UserID: userID, PublicKey: pub, JoinedAt: c.svc.now().Truncate(time.Millisecond)}
 	var previousOwner string
+	var markers map[int64]int64
 	err := c.svc.w.do(ctx, func(tx *sql.Tx) error {
 		if existing, err := c.member(ctx, tx, userID); err == nil {
 			if existing.Banned {
@@ -394,11 +398,16 @@ func (c *Community) Join(ctx context.Context, secret, userID string, pub icrypto
 		if err != nil {
 			return fmt.Errorf("community: add member: %w", err)
 		}
-		if err := c.startReadMarkers(ctx, tx, userID); err != nil {
+		if markers, err = c.startReadMarkers(ctx, tx, userID); err != nil {
 			return err
 		}
 		return c.audit(ctx, tx, userID, "join", string(m.Role))
 	}, func() {
+		// In commit order, as the tree's and the messages' own hooks: the
+		// cache sees the markers against the channels they were set in.
+		if markers != nil {
+			c.unread.readFromStore(userID, markers)
+		}
 		if previousOwner != "" {
 			c.publish(Event{RoleChanged: previousOwner, Role: RoleAdmin})
 		}

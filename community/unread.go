@@ -144,17 +144,32 @@ const startMarkers = `INSERT INTO read_markers(channel_id, user_id, seq, message
 		COALESCE((SELECT MAX(x.seq) FROM messages x WHERE x.channel_id = c.id), 0),
 		(SELECT x.id FROM messages x WHERE x.channel_id = c.id ORDER BY x.seq DESC LIMIT 1)
 	FROM channels c WHERE c.community_id = $1 AND c.codec = 'text'
-	ON CONFLICT(channel_id, user_id) DO NOTHING`
+	ON CONFLICT(channel_id, user_id) DO NOTHING
+	RETURNING channel_id, seq`
 
 // startReadMarkers puts a joining member's markers at each text channel's
 // newest message: a new member starts with everything read. A channel
-// made later has no marker, so everything in it is unread.
-func (c *Community) startReadMarkers(ctx context.Context, tx *sql.Tx, userID string) error {
-	_, err := c.svc.db.Exec(ctx, tx, startMarkers, c.ID, userID)
+// made later has no marker, so everything in it is unread. It returns the
+// markers it wrote, by channel id, for the unread cache: the login that
+// completes the join then counts nothing in the database.
+func (c *Community) startReadMarkers(ctx context.Context, tx *sql.Tx, userID string) (map[int64]int64, error) {
+	rows, err := c.svc.db.Query(ctx, tx, startMarkers, c.ID, userID)
 	if err != nil {
-		return fmt.Errorf("community: start read markers: %w", err)
+		return nil, fmt.Errorf("community: start read markers: %w", err)
 	}
-	return nil
+	defer rows.Close()
+	markers := map[int64]int64{}
+	for rows.Next() {
+		var channel, seq int64
+		if err := rows.Scan(&channel, &seq); err != nil {
+			return nil, fmt.Errorf("community: start read markers: %w", err)
+		}
+		markers[channel] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("community: start read markers: %w", err)
+	}
+	return markers, nil
 }
 
 // markRead moves the caller's marker forward to a message of the channel;

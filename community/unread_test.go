@@ -157,8 +157,8 @@ func TestUnreadStore(t *testing.T) {
 	})
 }
 
-// TestUnreadFromMemory: a member who has read everything gets zero counts
-// without the database; a message by anyone else, a channel made later and
+// TestUnreadFromMemory: a member who has read everything, a new member
+// included, gets zero counts without the database; a message by anyone else, a channel made later and
 // a channel whose id a deleted one had all send the count back to the
 // database, and the counts are always what the database says.
 func TestUnreadFromMemory(t *testing.T) {
@@ -174,13 +174,13 @@ func testUnreadFromMemory(t *testing.T, backend dbtest.Backend) {
 	}
 	alice, bob := addMember(t, c, RoleMember), addMember(t, c, RoleMember)
 	a, _ := c.Find("", "a")
-	want := func(step string, ch *Channel, unread int, fromMemory bool) {
+	want := func(step string, m Member, ch *Channel, unread int, fromMemory bool) {
 		t.Helper()
 		c.mu.Lock()
 		text := c.textChannelsLocked()
 		c.mu.Unlock()
-		_, cached := c.unread.allRead(alice.UserID, text)
-		counts, err := c.Unread(ctx, alice.UserID)
+		_, cached := c.unread.allRead(m.UserID, text)
+		counts, err := c.Unread(ctx, m.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,15 +188,18 @@ func testUnreadFromMemory(t *testing.T, backend dbtest.Backend) {
 			t.Fatalf("%s: unread %d (from memory %v), want %d (%v)", step, got, cached, unread, fromMemory)
 		}
 	}
-	want("joined", a, 0, false) // the first count reads the markers
-	want("again", a, 0, true)
+	want("joined", alice, a, 0, true) // the join told the cache its markers
+	want("again", alice, a, 0, true)
 	id := send(t, c, bob, "", "a", "one")
-	want("bob sent", a, 1, false)
+	want("bob sent", alice, a, 1, false)
+	// One who joins after it has it read from the start, also in memory.
+	carol := addMember(t, c, RoleMember)
+	want("carol joined after it", carol, a, 0, true)
 	call(t, c, alice, "a", "mark_read", map[string]string{"message_id": id})
-	want("read", a, 0, true)
+	want("read", alice, a, 0, true)
 	send(t, c, alice, "", "a", "mine")
-	want("her own message", a, 0, false)
-	want("her own message, again", a, 0, true)
+	want("her own message", alice, a, 0, false)
+	want("her own message, again", alice, a, 0, true)
 
 	// A channel whose id was a deleted one's: the old marker must not
 	// hide the new channel's messages.
@@ -208,8 +211,8 @@ func testUnreadFromMemory(t *testing.T, backend dbtest.Backend) {
 		id = send(t, c, bob, "", "b", "old")
 	}
 	call(t, c, alice, "b", "mark_read", map[string]string{"message_id": id})
-	want("b read", b, 0, false)
-	want("b read, again", b, 0, true)
+	want("b read", alice, b, 0, false)
+	want("b read, again", alice, b, 0, true)
 	if err := c.DeleteChannel(ctx, owner, "", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +221,7 @@ func testUnreadFromMemory(t *testing.T, backend dbtest.Backend) {
 	}
 	b2, _ := c.Find("", "b2")
 	send(t, c, bob, "", "b2", "new")
-	want("a new channel", b2, 1, false)
+	want("a new channel", alice, b2, 1, false)
 	if b2.ID == b.ID {
 		t.Logf("the new channel has the deleted one's id %d", b.ID)
 	}

@@ -235,6 +235,14 @@ func (d *DB) Exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (s
 	return tx.ExecContext(ctx, query, args...)
 }
 
+// Query is tx.QueryContext, from PrepareWrites' statement when it made one.
+func (d *DB) Query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := d.writeStmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, query, args...)
+}
+
 // Tx runs fn in one write transaction and commits it when fn returns nil.
 func (d *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := d.Write.BeginTx(ctx, nil)
