@@ -158,9 +158,10 @@ func TestUnreadStore(t *testing.T) {
 }
 
 // TestUnreadFromMemory: a member who has read everything, a new member
-// included, gets zero counts without the database; a message by anyone else, a channel made later and
-// a channel whose id a deleted one had all send the count back to the
-// database, and the counts are always what the database says.
+// included, gets zero counts without the database; a message by anyone
+// else, a channel made later and a channel whose id a deleted one had all
+// send the count back to the database, and the counts are always what the
+// database says.
 func TestUnreadFromMemory(t *testing.T) {
 	dbtest.Each(t, testUnreadFromMemory)
 }

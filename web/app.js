@@ -780,11 +780,13 @@ const view = {
     const m = await com.fn(path, name, "text", "get_messages", { loaded_messages: 0, amount: 50 }).catch((err) => say(explain(err)));
     // Another open (another channel, or this one again on a reconnect)
     // has cleared the list since: this page is not its to fill.
-    if (!m || this.opening !== opening) return;
-    this.more = m.data.payload.has_more;
-    this.append(m.data.payload.messages, true);
+    if (this.opening !== opening) return;
+    if (m) this.more = m.data.payload.has_more, this.append(m.data.payload.messages, true);
+    // Also when the page failed (the error is on the status line): what is
+    // said from now on still shows, and the held messages do not pile up.
     this.loaded = true;
     this.flush();
+    if (!m) return;
     const newest = m.data.payload.messages.at(-1);
     if (newest) markRead(com, path, name, newest.message_id);
     const list = $("messages");
@@ -848,7 +850,7 @@ const view = {
   },
   flush() {
     if (!view.loaded) return;
-    // message_id only grows within a channel (PROTOCOL §9), so what the
+    // message_id only grows within a channel (PROTOCOL §5.3), so what the
     // first page already holds is what is not newer than its last.
     const newest = $("messages").lastElementChild?.dataset.id ?? "";
     const msgs = view.incoming.splice(0).filter((msg) => msg.message_id > newest);
