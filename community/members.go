@@ -327,7 +327,7 @@ const usableInvite = `secret_hash = $1 AND community_id = $2 AND revoked = 0 AND
 	AND (user_id IS NULL OR user_id = $4)`
 
 // checkInvite is CheckInvite's, prepared on first use (ReadRow): every
-// first visit runs it, and parsing it was a twentieth of a join.
+// first visit runs it, and parsing it again was half of its cost.
 const checkInvite = `SELECT 1 FROM invites WHERE ` + usableInvite
 
 // The statements of a join, prepared once (Open's PrepareWrites), with
